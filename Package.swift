@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+// Switchyard: supervised AI-agent runs from a durable task queue.
+// No Swift package dependencies: Foundation, Dispatch, XCTest, and two system C libraries.
+import PackageDescription
+
+let package = Package(
+    name: "Switchyard",
+    products: [
+        .executable(name: "switchyard-gate", targets: ["switchyard-gate"]),
+        .executable(name: "switchyard-scheduler", targets: ["switchyard-scheduler"]),
+        .executable(name: "switchyard-poller", targets: ["switchyard-poller"]),
+        .executable(name: "switchyard-supervisor", targets: ["switchyard-supervisor"]),
+    ],
+    targets: [
+        // Thin C fences: one per C library, plus a header-only shim for Linux calls Glibc hides.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+
+        .target(name: "Shared", dependencies: ["CSQLite", "CSystemd", "CLinux"], path: "Sources/Shared"),
+
+        .executableTarget(name: "switchyard-gate", dependencies: ["Shared"], path: "Sources/gate"),
+        .executableTarget(name: "switchyard-scheduler", dependencies: ["Shared"], path: "Sources/scheduler"),
+        .executableTarget(name: "switchyard-poller", dependencies: ["Shared"], path: "Sources/poller"),
+        .executableTarget(name: "switchyard-supervisor", dependencies: ["Shared"], path: "Sources/supervisor"),
+        // Helper processes for the integration tests (concurrent writers, notify probes). Not installed.
+        .executableTarget(name: "switchyard-testkit", dependencies: ["Shared"], path: "Sources/testkit"),
+
+        .testTarget(name: "SwitchyardTests", dependencies: ["Shared"], path: "Tests/SwitchyardTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

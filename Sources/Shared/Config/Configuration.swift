@@ -1,0 +1,181 @@
+import Foundation
+
+/// Where Switchyard runs: the embedded default (a local state folder, demo agent, unpaused) or
+/// production (systemd units, a database that starts paused in maintenance mode).
+public enum DeploymentMode: String, Sendable {
+    case embedded
+    case production
+}
+
+public enum LogTarget: String, Sendable {
+    case auto
+    case journal
+    case stderr
+}
+
+public enum LogLevel: String, Sendable, Comparable, CaseIterable {
+    case debug, info, notice, warning, error
+
+    /// syslog(3) priorities, as journald's PRIORITY field takes them.
+    public var syslogPriority: Int {
+        switch self {
+        case .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        }
+    }
+
+    private var rank: Int { 7 - syslogPriority }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let variable: String
+    public let reason: String
+    public var description: String { "configuration: \(variable): \(reason)" }
+}
+
+/// Every setting, read from the environment (and optionally an EnvironmentFile= style file) and
+/// validated at start. An error names the variable and what is wrong with it.
+public struct Configuration: Sendable {
+    public var mode: DeploymentMode
+    public var stateDirectory: String
+    public var databasePath: String
+    public var runDirectory: String
+    public var gateListen: String
+    public var profilesPath: String?
+    public var synchronous: SynchronousMode
+    public var busyTimeoutMilliseconds: Int32
+    public var logTarget: LogTarget
+    public var logLevel: LogLevel
+    public var retryPolicy: RetryPolicy
+    /// The variables the configuration was read from (after the env file was merged).
+    public var environment: [String: String]
+
+    /// Every variable Switchyard knows. Any other SWITCHYARD_* variable is refused, so a typo is an
+    /// error at start rather than a silently ignored setting.
+    public static let knownVariables: Set<String> = [
+        "SWITCHYARD_MODE", "SWITCHYARD_ENV_FILE", "SWITCHYARD_STATE_DIR", "SWITCHYARD_DB", "SWITCHYARD_RUN_DIR",
+        "SWITCHYARD_GATE_LISTEN", "SWITCHYARD_CONTROL_TOKEN", "SWITCHYARD_CONTROL_TOKEN_FILE",
+        "SWITCHYARD_READONLY_TOKEN", "SWITCHYARD_READONLY_TOKEN_FILE", "SWITCHYARD_PROFILES",
+        "SWITCHYARD_SYNCHRONOUS", "SWITCHYARD_BUSY_TIMEOUT_MS", "SWITCHYARD_LOG", "SWITCHYARD_LOG_LEVEL",
+        "SWITCHYARD_RETRY_BASE_MS", "SWITCHYARD_RETRY_MAX_MS", "SWITCHYARD_COMPONENTS",
+        "SWITCHYARD_TESTKIT_FAULT",
+    ]
+
+    /// Loads from `environment` (the process environment by default). If SWITCHYARD_ENV_FILE
+    /// names a file, its values fill in what the environment does not set: the environment wins,
+    /// so `SWITCHYARD_LOG=stderr switchyard-gate` overrides the file for one run.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
+        var env = environment
+        if let file = nonEmpty(env["SWITCHYARD_ENV_FILE"]) {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(variable: "SWITCHYARD_ENV_FILE", reason: "cannot read \(file): \(error.localizedDescription)")
+            }
+            do {
+                for (key, value) in try EnvironmentFile.parse(text) where env[key] == nil {
+                    env[key] = value
+                }
+            } catch {
+                throw ConfigurationError(variable: "SWITCHYARD_ENV_FILE", reason: "\(file): \(error)")
+            }
+        }
+        for key in env.keys.sorted() where key.hasPrefix("SWITCHYARD_") && !knownVariables.contains(key) {
+            throw ConfigurationError(variable: key, reason: "unknown variable (known: \(knownVariables.sorted().joined(separator: ", ")))")
+        }
+        return try Configuration(validating: env)
+    }
+
+    init(validating env: [String: String]) throws {
+        environment = env
+        mode = try Self.choice(env, "SWITCHYARD_MODE", default: .embedded)
+        let state = nonEmpty(env["SWITCHYARD_STATE_DIR"]) ?? ".switchyard"
+        stateDirectory = Self.absolute(state)
+        databasePath = Self.absolute(nonEmpty(env["SWITCHYARD_DB"]) ?? stateDirectory + "/switchyard.db")
+        runDirectory = Self.absolute(nonEmpty(env["SWITCHYARD_RUN_DIR"]) ?? stateDirectory + "/run")
+        gateListen = nonEmpty(env["SWITCHYARD_GATE_LISTEN"]) ?? "127.0.0.1:8787"
+        guard (try? ListenAddress.parse(gateListen)) != nil else {
+            throw ConfigurationError(variable: "SWITCHYARD_GATE_LISTEN",
+                                     reason: "expected HOST:PORT or [IPv6]:PORT with a numeric address, got '\(gateListen)'")
+        }
+        profilesPath = nonEmpty(env["SWITCHYARD_PROFILES"]).map(Self.absolute)
+        let sync = (nonEmpty(env["SWITCHYARD_SYNCHRONOUS"]) ?? "FULL").uppercased()
+        guard let syncMode = SynchronousMode(rawValue: sync) else {
+            throw ConfigurationError(variable: "SWITCHYARD_SYNCHRONOUS", reason: "expected FULL or NORMAL, got '\(sync)'")
+        }
+        synchronous = syncMode
+        busyTimeoutMilliseconds = Int32(try Self.integer(env, "SWITCHYARD_BUSY_TIMEOUT_MS", default: 15_000, range: 100...600_000))
+        logTarget = try Self.choice(env, "SWITCHYARD_LOG", default: .auto)
+        logLevel = try Self.choice(env, "SWITCHYARD_LOG_LEVEL", default: .info)
+        let base = try Self.integer(env, "SWITCHYARD_RETRY_BASE_MS", default: 10_000, range: 1...3_600_000)
+        let cap = try Self.integer(env, "SWITCHYARD_RETRY_MAX_MS", default: 300_000, range: 1...86_400_000)
+        guard cap >= base else {
+            throw ConfigurationError(variable: "SWITCHYARD_RETRY_MAX_MS", reason: "must be at least SWITCHYARD_RETRY_BASE_MS (\(base))")
+        }
+        retryPolicy = RetryPolicy(baseDelay: .milliseconds(base), maxDelay: .milliseconds(cap))
+    }
+
+    public var databaseOptions: DatabaseOptions {
+        DatabaseOptions(synchronous: synchronous, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+    }
+
+    static func choice<T: RawRepresentable>(_ env: [String: String], _ name: String, default value: T) throws -> T
+    where T.RawValue == String {
+        guard let raw = nonEmpty(env[name]) else { return value }
+        guard let parsed = T(rawValue: raw.lowercased()) else {
+            throw ConfigurationError(variable: name, reason: "unknown value '\(raw)'")
+        }
+        return parsed
+    }
+
+    static func integer(_ env: [String: String], _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let raw = nonEmpty(env[name]) else { return value }
+        guard let parsed = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(variable: name, reason: "expected an integer, got '\(raw)'")
+        }
+        guard range.contains(parsed) else {
+            throw ConfigurationError(variable: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(parsed)")
+        }
+        return parsed
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
+
+func nonEmpty(_ value: String?) -> String? {
+    guard let value, !value.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+    return value
+}
+
+/// A TCP listen address: `127.0.0.1:8787`, `[::1]:8787`, `0.0.0.0:80`.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: UInt16
+    public var isIPv6: Bool
+
+    public static func parse(_ text: String) throws -> ListenAddress {
+        struct Invalid: Error {}
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw Invalid() }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()), !host.isEmpty else { throw Invalid() }
+            var buffer = in6_addr()
+            guard inet_pton(AF_INET6, host, &buffer) == 1 else { throw Invalid() }
+            return ListenAddress(host: host, port: port, isIPv6: true)
+        }
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { throw Invalid() }
+        let host = String(text[..<colon])
+        var buffer = in_addr()
+        guard inet_pton(AF_INET, host, &buffer) == 1 else { throw Invalid() }
+        return ListenAddress(host: host, port: port, isIPv6: false)
+    }
+}

@@ -1,0 +1,212 @@
+import CSQLite
+import Foundation
+
+/// How durable a commit is. FULL is the default: an accepted task must survive power loss.
+/// (https://www.sqlite.org/pragma.html#pragma_synchronous: in WAL mode NORMAL may lose the last
+/// transactions on power failure, FULL syncs the WAL on every commit.)
+public enum SynchronousMode: String, Sendable, CaseIterable {
+    case full = "FULL"
+    case normal = "NORMAL"
+}
+
+public struct DatabaseOptions: Sendable {
+    public var synchronous: SynchronousMode = .full
+    /// How long a writer waits for the write lock before SQLITE_BUSY surfaces.
+    public var busyTimeoutMilliseconds: Int32 = 15_000
+    public var readOnly = false
+    public init(synchronous: SynchronousMode = .full, busyTimeoutMilliseconds: Int32 = 15_000, readOnly: Bool = false) {
+        self.synchronous = synchronous
+        self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+        self.readOnly = readOnly
+    }
+}
+
+/// One SQLite connection. Not Sendable: it is owned by one thread (each daemon's event loop).
+public final class Database {
+    let handle: OpaquePointer
+    public let path: String
+    private var statementCache: [String: Statement] = [:]
+    private var transactionDepth = 0
+
+    public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
+        var db: OpaquePointer?
+        // NOMUTEX: each connection is confined to one thread, so SQLite's per-connection mutex is waste.
+        var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        flags |= options.readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(extendedCode: rc, message: "\(message) (database \(path))")
+        }
+        self.handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, options.busyTimeoutMilliseconds)
+        do {
+            try configure(options)
+        } catch {
+            statementCache.removeAll()
+            sqlite3_close_v2(db)
+            throw error
+        }
+    }
+
+    deinit {
+        statementCache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    private func configure(_ options: DatabaseOptions) throws {
+        if !options.readOnly {
+            // journal_mode answers the mode actually in force; anything but "wal" (a read-only
+            // medium, a VFS without shared memory) would break the readers-never-block design.
+            let mode = try scalarString("PRAGMA journal_mode=WAL")
+            guard mode?.lowercased() == "wal" else {
+                throw SQLiteError(extendedCode: SQLITE_ERROR,
+                                  message: "journal_mode=WAL was refused (got \(mode ?? "nothing")); Switchyard needs WAL",
+                                  sql: "PRAGMA journal_mode=WAL")
+            }
+        }
+        try execute("PRAGMA synchronous=\(options.synchronous.rawValue)")
+        try execute("PRAGMA foreign_keys=ON")
+        // Keep temporary b-trees in memory and the WAL from growing without bound between checkpoints.
+        try execute("PRAGMA temp_store=MEMORY")
+        try execute("PRAGMA journal_size_limit=67108864")
+    }
+
+    func error(code: Int32, sql: String?) -> SQLiteError {
+        let extended = sqlite3_extended_errcode(handle)
+        let primaryMatches = (extended & 0xff) == (code & 0xff)
+        return SQLiteError(extendedCode: primaryMatches ? extended : code,
+                           message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    // MARK: Statements
+
+    /// A cached prepared statement for `sql`.
+    func cachedStatement(_ sql: String) throws -> Statement {
+        if let statement = statementCache[sql] { return statement }
+        let statement = try Statement(database: self, sql: sql)
+        statementCache[sql] = statement
+        return statement
+    }
+
+    /// Runs one or more statements with no arguments and no results (DDL, pragmas).
+    public func execute(_ sql: String) throws {
+        let rc = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw error(code: rc, sql: sql) }
+    }
+
+    /// Runs one statement with arguments, ignoring rows. Returns the number of rows changed.
+    @discardableResult
+    public func run(_ sql: String, _ arguments: SQLBindable...) throws -> Int {
+        try run(sql, arguments: arguments)
+    }
+
+    @discardableResult
+    public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
+        let statement = try cachedStatement(sql)
+        try statement.bind(arguments)
+        defer { statement.reset() }
+        while try statement.step() {}
+        return Int(sqlite3_changes64(handle))
+    }
+
+    /// Runs a query and maps every row.
+    public func query<T>(_ sql: String, _ arguments: SQLBindable..., map: (Row) throws -> T) throws -> [T] {
+        try query(sql, arguments: arguments, map: map)
+    }
+
+    public func query<T>(_ sql: String, arguments: [SQLBindable], map: (Row) throws -> T) throws -> [T] {
+        let statement = try cachedStatement(sql)
+        try statement.bind(arguments)
+        defer { statement.reset() }
+        var rows: [T] = []
+        while try statement.step() {
+            rows.append(try map(Row(statement: statement.handle)))
+        }
+        return rows
+    }
+
+    /// Runs a query and maps the first row, if any.
+    public func queryOne<T>(_ sql: String, _ arguments: SQLBindable..., map: (Row) throws -> T) throws -> T? {
+        try queryOne(sql, arguments: arguments, map: map)
+    }
+
+    public func queryOne<T>(_ sql: String, arguments: [SQLBindable], map: (Row) throws -> T) throws -> T? {
+        let statement = try cachedStatement(sql)
+        try statement.bind(arguments)
+        defer { statement.reset() }
+        guard try statement.step() else { return nil }
+        return try map(Row(statement: statement.handle))
+    }
+
+    public func scalarInt(_ sql: String, _ arguments: SQLBindable...) throws -> Int64? {
+        try queryOne(sql, arguments: arguments) { $0.optionalInt64(0) } ?? nil
+    }
+
+    public func scalarString(_ sql: String, _ arguments: SQLBindable...) throws -> String? {
+        try queryOne(sql, arguments: arguments) { $0.optionalString(0) } ?? nil
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a write transaction opened with BEGIN IMMEDIATE.
+    ///
+    /// "If a write transaction is started with BEGIN DEFERRED and a read is done first, then the
+    /// attempt to upgrade to a write lock may fail with SQLITE_BUSY, and the busy handler is not
+    /// invoked" (https://www.sqlite.org/lang_transaction.html, isolation.html). BEGIN IMMEDIATE takes
+    /// the write lock up front, where the busy timeout applies. Nested calls join the outer transaction.
+    public func write<T>(_ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 {
+            transactionDepth += 1
+            defer { transactionDepth -= 1 }
+            return try body()
+        }
+        try execute("BEGIN IMMEDIATE")
+        transactionDepth = 1
+        defer { transactionDepth = 0 }
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if !sqlite3_get_autocommit(handle).isTrue { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a read transaction, so every query inside sees one snapshot.
+    public func read<T>(_ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 { return try body() }
+        try execute("BEGIN DEFERRED")
+        transactionDepth = 1
+        defer { transactionDepth = 0 }
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if !sqlite3_get_autocommit(handle).isTrue { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    public var isInTransaction: Bool { transactionDepth > 0 }
+
+    /// Copies the live database into a new file (https://www.sqlite.org/lang_vacuum.html#vacuuminto):
+    /// a consistent online backup that readers and writers of the WAL database do not block.
+    public func backup(to destination: String) throws {
+        try run("VACUUM INTO ?1", destination)
+    }
+}
+
+@available(*, unavailable)
+extension Database: Sendable {}
+
+extension Int32 {
+    fileprivate var isTrue: Bool { self != 0 }
+}
