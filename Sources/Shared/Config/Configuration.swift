@@ -161,6 +161,12 @@ public struct ListenAddress: Sendable, Equatable {
     public var port: UInt16
     public var isIPv6: Bool
 
+    public init(host: String, port: UInt16, isIPv6: Bool) {
+        self.host = host
+        self.port = port
+        self.isIPv6 = isIPv6
+    }
+
     public static func parse(_ text: String) throws -> ListenAddress {
         struct Invalid: Error {}
         if text.hasPrefix("[") {

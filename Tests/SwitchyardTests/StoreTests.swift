@@ -1,0 +1,120 @@
+import Foundation
+import Shared
+import XCTest
+
+final class StoreTests: XCTestCase {
+    func testOpen_configuresWALFullSyncForeignKeys() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        XCTAssertEqual(try db.scalarString("PRAGMA journal_mode"), "wal")
+        XCTAssertEqual(try db.scalarInt("PRAGMA synchronous"), 2, "FULL is the default")
+        XCTAssertEqual(try db.scalarInt("PRAGMA foreign_keys"), 1)
+        let normal = try Database(path: sandbox.databasePath, options: DatabaseOptions(synchronous: .normal))
+        XCTAssertEqual(try normal.scalarInt("PRAGMA synchronous"), 1)
+    }
+
+    func testMigrate_fromEmpty_reachesLatestAndIsIdempotent() throws {
+        let sandbox = Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)
+        let db = try Database(path: sandbox.databasePath)
+        XCTAssertEqual(try Migrator.currentVersion(of: db), 0)
+        let applied = try Migrator.migrate(db)
+        XCTAssertEqual(applied.map(\.version), Migrator.migrations.map(\.version))
+        XCTAssertEqual(try Migrator.currentVersion(of: db), Migrator.latestVersion)
+        XCTAssertEqual(try Migrator.migrate(db).count, 0, "a second run applies nothing")
+        // A new database is safe: paused, in maintenance, no automatic or live dispatch.
+        let flags = try ControlStore(db: db).flags()
+        XCTAssertTrue(flags.paused)
+        XCTAssertTrue(flags.maintenanceMode)
+        XCTAssertFalse(flags.autoDispatch)
+        XCTAssertFalse(flags.liveDispatchEnabled)
+    }
+
+    func testMigrate_fromEveryEarlierVersion_keepsData() throws {
+        for start in 0..<Migrator.latestVersion {
+            let sandbox = Sandbox()
+            try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)
+            let db = try Database(path: sandbox.databasePath)
+            try Migrator.migrate(db, upTo: start)
+            XCTAssertEqual(try Migrator.currentVersion(of: db), start)
+            if start >= 1 {
+                try db.run("INSERT INTO tasks (title, prompt, created_at, updated_at, requested_by) VALUES ('t', 'p', 1, 1, 'x')")
+            }
+            try Migrator.migrate(db)
+            XCTAssertEqual(try Migrator.currentVersion(of: db), Migrator.latestVersion, "from version \(start)")
+            if start >= 1 { XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM tasks"), 1) }
+        }
+    }
+
+    func testMigrate_refusesNewerDatabase() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        try db.execute("PRAGMA user_version=\(Migrator.latestVersion + 1)")
+        XCTAssertThrowsError(try Migrator.migrate(db)) { error in
+            XCTAssertTrue("\(error)".contains("understands at most \(Migrator.latestVersion)"), "\(error)")
+        }
+    }
+
+    func testDaemon_refusesNewerDatabase_withClearMessageAndExit65() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        try db.execute("PRAGMA user_version=99")
+        let child = try sandbox.start("switchyard-scheduler")
+        XCTAssertEqual(child.wait(timeout: .seconds(20)), .exited(65))
+        XCTAssertTrue(sandbox.read("switchyard-scheduler.err").contains("schema version 99"), sandbox.read("switchyard-scheduler.err"))
+    }
+
+    func testError_carriesCodeAndSQL_neverBoundValues() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        let secret = "sk-very-secret-value"
+        do {
+            // NOT NULL violation on title; the prompt argument holds the "secret".
+            try db.run("INSERT INTO tasks (title, prompt, created_at, updated_at, requested_by) VALUES (NULL, ?1, 1, 1, 'x')", secret)
+            XCTFail("insert should fail")
+        } catch let error as SQLiteError {
+            XCTAssertTrue(error.isConstraint)
+            XCTAssertEqual(error.extendedCode, 1299, "SQLITE_CONSTRAINT_NOTNULL: extended codes are on")
+            XCTAssertTrue(error.description.contains("INSERT INTO tasks"))
+            XCTAssertFalse(error.description.contains(secret))
+        }
+    }
+
+    func testWrite_rollsBackEverythingOnError() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        struct Boom: Error {}
+        XCTAssertThrowsError(try db.write {
+            try db.run("INSERT INTO tasks (title, prompt, created_at, updated_at, requested_by) VALUES ('t', 'p', 1, 1, 'x')")
+            throw Boom()
+        })
+        XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM tasks"), 0)
+        XCTAssertFalse(db.isInTransaction)
+    }
+
+    func testTaskEvents_areAppendOnly() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        let store = TaskStore(db: db)
+        let task = try store.submit(IntakeRequest(prompt: "hello")).task
+        XCTAssertThrowsError(try db.run("UPDATE task_events SET kind = 'x' WHERE task_id = ?1", task.id))
+        XCTAssertThrowsError(try db.run("DELETE FROM task_events WHERE task_id = ?1", task.id))
+        XCTAssertEqual(try store.events(task: task.id).map(\.kind), ["submitted"])
+    }
+
+    func testStrictTables_refuseWrongTypes() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        XCTAssertThrowsError(try db.run("INSERT INTO tasks (title, prompt, priority, created_at, updated_at, requested_by) VALUES ('t', 'p', 'high', 1, 1, 'x')"))
+    }
+
+    func testBackup_copiesALiveDatabase() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        _ = try TaskStore(db: db).submit(IntakeRequest(prompt: "keep me"))
+        try db.backup(to: sandbox.path + "/backup.db")
+        let copy = try Database(path: sandbox.path + "/backup.db")
+        XCTAssertEqual(try copy.scalarString("SELECT prompt FROM tasks"), "keep me")
+        XCTAssertEqual(try Migrator.currentVersion(of: copy), Migrator.latestVersion)
+    }
+}
