@@ -26,7 +26,7 @@ run: build
 test:
 	@scripts/setup.sh test
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 clean:
 	rm -rf .build

@@ -35,6 +35,11 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
     public let variable: String
     public let reason: String
     public var description: String { "configuration: \(variable): \(reason)" }
+
+    public init(variable: String, reason: String) {
+        self.variable = variable
+        self.reason = reason
+    }
 }
 
 /// Every setting, read from the environment (and optionally an EnvironmentFile= style file) and
@@ -62,7 +67,10 @@ public struct Configuration: Sendable {
         "SWITCHYARD_READONLY_TOKEN", "SWITCHYARD_READONLY_TOKEN_FILE", "SWITCHYARD_PROFILES",
         "SWITCHYARD_SYNCHRONOUS", "SWITCHYARD_BUSY_TIMEOUT_MS", "SWITCHYARD_LOG", "SWITCHYARD_LOG_LEVEL",
         "SWITCHYARD_RETRY_BASE_MS", "SWITCHYARD_RETRY_MAX_MS", "SWITCHYARD_COMPONENTS",
-        "SWITCHYARD_TESTKIT_FAULT",
+        "SWITCHYARD_TESTKIT_FAULT", "SWITCHYARD_BIN_DIR", "SWITCHYARD_COMPONENT_WATCHDOG_MS",
+        "SWITCHYARD_COMPONENT_START_TIMEOUT_MS", "SWITCHYARD_COMPONENT_STOP_TIMEOUT_MS", "SWITCHYARD_RESTART_DELAY_MS",
+        "SWITCHYARD_RESTART_MAX_DELAY_MS", "SWITCHYARD_RESTART_STABLE_MS", "SWITCHYARD_START_LIMIT_INTERVAL_MS",
+        "SWITCHYARD_START_LIMIT_BURST",
     ]
 
     /// Loads from `environment` (the process environment by default). If SWITCHYARD_ENV_FILE

@@ -44,8 +44,20 @@ public struct ComponentStore {
             """, name, incarnation, state, statusText, now, watchdog)
     }
 
+    /// Marks a component failed (given up on by its supervisor), creating the row if the component
+    /// never got far enough to register itself.
+    public func markFailed(name: String, reason: String, at now: Microseconds = WallClock.now()) throws {
+        try db.run("""
+            INSERT INTO components (name, state, status_text, updated_at) VALUES (?1, 'failed', ?2, ?3)
+            ON CONFLICT (name) DO UPDATE SET state = 'failed', status_text = excluded.status_text, updated_at = excluded.updated_at
+            """, name, "failed: \(reason)", now)
+    }
+
     public func recordRestart(name: String, at now: Microseconds = WallClock.now()) throws {
-        try db.run("UPDATE components SET restarts = restarts + 1, updated_at = ?2 WHERE name = ?1", name, now)
+        try db.run("""
+            INSERT INTO components (name, restarts, updated_at) VALUES (?1, 1, ?2)
+            ON CONFLICT (name) DO UPDATE SET restarts = restarts + 1, updated_at = excluded.updated_at
+            """, name, now)
     }
 
     public func all() throws -> [ComponentRecord] {

@@ -15,6 +15,8 @@ public enum WallClock {
 public struct MonotonicInstant: Comparable, Sendable, Hashable {
     public let nanoseconds: UInt64
 
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
     public static func now() -> MonotonicInstant {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -46,6 +48,17 @@ extension Duration {
 
     public var millisecondsClamped: Int {
         Int(min(nanosecondsClamped / 1_000_000, UInt64(Int32.max)))
+    }
+
+    /// "850us", "12ms", "1.49s", "2m05s": for log lines.
+    public var short: String {
+        let ns = nanosecondsClamped
+        if ns < 1_000_000 { return "\(ns / 1000)us" }
+        if ns < 1_000_000_000 { return "\(ns / 1_000_000)ms" }
+        let seconds = secondsDouble
+        if seconds < 120 { return "\((seconds * 100).rounded() / 100)s" }
+        let whole = Int(seconds)
+        return "\(whole / 60)m\(whole % 60 < 10 ? "0" : "")\(whole % 60)s"
     }
 
     public var secondsDouble: Double {
