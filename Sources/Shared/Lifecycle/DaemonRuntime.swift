@@ -52,6 +52,8 @@ public final class DaemonRuntime {
     public var heartbeatInterval: Duration = .seconds(5)
 
     private var signals: SignalSource?
+    /// Extra signal handlers (the supervisor reaps adopted orphans on SIGCHLD).
+    public var signalHandlers: [Int32: () -> Void] = [:]
     private var lastHeartbeat = MonotonicInstant(nanoseconds: 0)
     private var lastStatus = ""
 
@@ -183,6 +185,11 @@ public final class DaemonRuntime {
     }
 
     private func handleSignal(_ signal: Int32, service: DaemonService) {
+        if let handler = signalHandlers[signal] {
+            handler()
+            return
+        }
+        if signal == SIGCHLD { return }
         if signal == SIGHUP {
             log.info("SIGHUP ignored: restart the component to reload its configuration")
             return

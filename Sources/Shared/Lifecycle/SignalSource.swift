@@ -9,7 +9,7 @@ public final class SignalSource {
     /// Blocks `signals` for the calling thread and every thread it creates later, and ignores
     /// SIGPIPE process-wide (a write to a closed pipe or socket then fails with EPIPE instead of
     /// killing the process). Call first thing in main, before any thread exists.
-    public static func prepareProcess(blocking signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]) {
+    public static func prepareProcess(blocking signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD]) {
         signal(SIGPIPE, SIG_IGN)
         var set = sigset_t()
         sigemptyset(&set)
@@ -17,7 +17,7 @@ public final class SignalSource {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    public init(signals: [Int32] = [SIGTERM, SIGINT, SIGHUP]) throws {
+    public init(signals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD]) throws {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }

@@ -32,7 +32,14 @@ public struct Logger: Sendable {
         return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
-    public typealias Fields = KeyValuePairs<String, String>
+    /// Structured fields of one log event, in order: `["TASK_ID": "42", "ATTEMPT": "1"]`.
+    public struct Fields: ExpressibleByDictionaryLiteral, Sequence, Sendable {
+        public var pairs: [(key: String, value: String)]
+        public init(dictionaryLiteral elements: (String, String)...) { pairs = elements.map { (key: $0.0, value: $0.1) } }
+        public init(_ pairs: [(key: String, value: String)]) { self.pairs = pairs }
+        public func makeIterator() -> IndexingIterator<[(key: String, value: String)]> { pairs.makeIterator() }
+        public static func + (a: Fields, b: Fields) -> Fields { Fields(a.pairs + b.pairs) }
+    }
 
     public func debug(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.debug, message(), fields) }
     public func info(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.info, message(), fields) }
