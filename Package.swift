@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "switchyard-scheduler", targets: ["switchyard-scheduler"]),
         .executable(name: "switchyard-poller", targets: ["switchyard-poller"]),
         .executable(name: "switchyard-supervisor", targets: ["switchyard-supervisor"]),
+        .executable(name: "switchyard-demo-agent", targets: ["switchyard-demo-agent"]),
     ],
     targets: [
         // Thin C fences: one per C library, plus a header-only shim for Linux calls Glibc hides.
@@ -25,6 +26,8 @@ let package = Package(
         .executableTarget(name: "switchyard-scheduler", dependencies: ["Shared"], path: "Sources/scheduler"),
         .executableTarget(name: "switchyard-poller", dependencies: ["Shared"], path: "Sources/poller"),
         .executableTarget(name: "switchyard-supervisor", dependencies: ["Shared"], path: "Sources/supervisor"),
+        // The embedded default's agent and the tests' workhorse: Switchyard JSONL, rpc and oneshot.
+        .executableTarget(name: "switchyard-demo-agent", dependencies: ["Shared"], path: "Sources/demo-agent"),
         // Helper processes for the integration tests (concurrent writers, notify probes). Not installed.
         .executableTarget(name: "switchyard-testkit", dependencies: ["Shared"], path: "Sources/testkit"),
 

@@ -1,16 +1,37 @@
 import Shared
 
-/// Resumes from its cursor over agent_output. The dispatch and observation logic arrives with the
-/// dispatch chain (step 3).
+/// Dispatches claimed tasks to agents and turns agent output into task state. Wakes on hints
+/// from the scheduler (claims) and the supervisor (output), and sweeps on a fallback period.
 final class PollerService: SweepingService {
-    private var cursor: Int64 = 0
+    private var dispatcher: Dispatcher!
+    private var observer: OutputObserver!
+    private var watch: AttemptWatch!
+    private var lastWatch = MonotonicInstant(nanoseconds: 0)
 
-    init() { super.init(wakeName: "poller", fallbackPeriod: .seconds(1)) }
+    init() { super.init(wakeName: "poller", fallbackPeriod: .milliseconds(500)) }
 
     override func start(_ runtime: DaemonRuntime) throws {
+        let catalog = try ProfileCatalog.load(configuration: runtime.configuration, binaryDirectory: BinaryLocation.directory)
+        observer = try OutputObserver(runtime: runtime, catalog: catalog)
+        dispatcher = Dispatcher(runtime: runtime, catalog: catalog)
+        watch = AttemptWatch(runtime: runtime, catalog: catalog, observer: observer)
         try super.start(runtime)
-        cursor = try CursorStore(db: runtime.db).position("poller.agent_output")
     }
 
-    override var statusText: String { "cursor at \(cursor)" }
+    override func sweep() throws {
+        // Output first: results free agents and lanes for the dispatch that follows.
+        let observed = try observer.consume()
+        let dispatched = try dispatcher.dispatchClaimed()
+        let now = MonotonicInstant.now()
+        if now.duration(since: lastWatch) >= .milliseconds(250) {
+            lastWatch = now
+            try watch.check()
+        }
+        if observed.finishedTasks > 0 || observed.idleAgents > 0 { runtime.wakeSender.nudge("scheduler") }
+        if observed.moreWaiting || (observed.idleAgents > 0 && dispatched == 0 && dispatcher.hasWaitingClaims) {
+            runtime.loop.schedule(after: .zero) { [unowned self] in self.runSweep() }
+        }
+    }
+
+    override var statusText: String { "cursor at \(observer?.cursor ?? 0), \(dispatcher?.dispatchedTotal ?? 0) dispatched" }
 }

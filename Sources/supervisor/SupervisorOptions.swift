@@ -27,7 +27,7 @@ enum SupervisorOptions {
             }
             index += 1
         }
-        var settings = ComponentSettings(names: names, binaryDirectory: env["SWITCHYARD_BIN_DIR"] ?? ownDirectory())
+        var settings = ComponentSettings(names: names, binaryDirectory: env["SWITCHYARD_BIN_DIR"] ?? BinaryLocation.directory)
         func duration(_ name: String, _ current: Duration, range: ClosedRange<Int>) throws -> Duration {
             guard let raw = env[name], !raw.isEmpty else { return current }
             guard let value = Int(raw), range.contains(value) else {
@@ -59,10 +59,5 @@ enum SupervisorOptions {
         }
         // Always in start order, whatever order they were named in.
         return allComponents.filter(names.contains)
-    }
-
-    static func ownDirectory() -> String {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return (exe as NSString).deletingLastPathComponent
     }
 }

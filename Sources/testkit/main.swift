@@ -47,6 +47,22 @@ case "write-load":
     print(#"{"written":\#(written),"busy_errors":\#(busy),"other_errors":\#(other)}"#)
     exit(busy == 0 && other == 0 ? 0 : 1)
 
+case "submit":
+    // submit DB RUN_DIR PROMPT [LANE] [CAPABILITIES,..] [PROFILE]: intake as the gate will do it.
+    guard arguments.count >= 4 else { fail("usage: submit DB RUN_DIR PROMPT [LANE] [CAPS] [PROFILE]") }
+    do {
+        let db = try Database(path: arguments[1])
+        try Migrator.migrate(db)
+        let caps = arguments.count > 5 ? arguments[5].split(separator: ",").map(String.init) : []
+        let task = try TaskStore(db: db).submit(IntakeRequest(prompt: arguments[3], lane: arguments.count > 4 ? arguments[4] : "default",
+                                                              capabilities: caps, profile: arguments.count > 6 ? arguments[6] : nil)).task
+        WakeSender(runDirectory: arguments[2]).nudge("scheduler")
+        print(task.id)
+    } catch {
+        fail("\(error)")
+    }
+    exit(0)
+
 case "journal-sample":
     let configuration: Configuration
     do { configuration = try Configuration.load() } catch { fail("\(error)") }

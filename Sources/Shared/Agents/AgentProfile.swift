@@ -273,6 +273,9 @@ public struct ProfileCatalog: Sendable {
         if format == .codex && prices == nil {
             throw error("prices", "is required for format codex, which reports tokens but no cost")
         }
+        if mode == .rpc && !(format == .switchyard || format == .zot) {
+            throw error("mode", "rpc works with format switchyard or zot (one prompt line per task on stdin); use oneshot for \(format.rawValue)")
+        }
         let delivery: AgentProfile.PromptDelivery
         switch object["prompt_via"]?.stringValue ?? "stdin" {
         case "stdin": delivery = .stdin

@@ -56,6 +56,7 @@ public struct Configuration: Sendable {
     public var logTarget: LogTarget
     public var logLevel: LogLevel
     public var retryPolicy: RetryPolicy
+    public var dispatchPolicy: DispatchPolicy
     /// The variables the configuration was read from (after the env file was merged).
     public var environment: [String: String]
 
@@ -70,7 +71,8 @@ public struct Configuration: Sendable {
         "SWITCHYARD_TESTKIT_FAULT", "SWITCHYARD_BIN_DIR", "SWITCHYARD_COMPONENT_WATCHDOG_MS",
         "SWITCHYARD_COMPONENT_START_TIMEOUT_MS", "SWITCHYARD_COMPONENT_STOP_TIMEOUT_MS", "SWITCHYARD_RESTART_DELAY_MS",
         "SWITCHYARD_RESTART_MAX_DELAY_MS", "SWITCHYARD_RESTART_STABLE_MS", "SWITCHYARD_START_LIMIT_INTERVAL_MS",
-        "SWITCHYARD_START_LIMIT_BURST",
+        "SWITCHYARD_START_LIMIT_BURST", "SWITCHYARD_LANE_LIMIT", "SWITCHYARD_MAX_ACTIVE", "SWITCHYARD_DAILY_BUDGET_USD",
+        "SWITCHYARD_MIN_CAPABILITY_SCORE", "SWITCHYARD_CLAIM_TIMEOUT_MS",
     ]
 
     /// Loads from `environment` (the process environment by default). If SWITCHYARD_ENV_FILE
@@ -126,6 +128,23 @@ public struct Configuration: Sendable {
             throw ConfigurationError(variable: "SWITCHYARD_RETRY_MAX_MS", reason: "must be at least SWITCHYARD_RETRY_BASE_MS (\(base))")
         }
         retryPolicy = RetryPolicy(baseDelay: .milliseconds(base), maxDelay: .milliseconds(cap))
+        var dispatch = DispatchPolicy()
+        dispatch.defaultLaneLimit = try Self.integer(env, "SWITCHYARD_LANE_LIMIT", default: 1, range: 1...10_000)
+        dispatch.maxActive = try Self.integer(env, "SWITCHYARD_MAX_ACTIVE", default: 8, range: 1...100_000)
+        dispatch.claimTimeout = .milliseconds(try Self.integer(env, "SWITCHYARD_CLAIM_TIMEOUT_MS", default: 120_000, range: 100...86_400_000))
+        if let raw = nonEmpty(env["SWITCHYARD_DAILY_BUDGET_USD"]) {
+            guard let value = Double(raw), value.isFinite, value >= 0 else {
+                throw ConfigurationError(variable: "SWITCHYARD_DAILY_BUDGET_USD", reason: "expected a non-negative number of US dollars, got '\(raw)'")
+            }
+            dispatch.dailyBudgetUSD = value
+        }
+        if let raw = nonEmpty(env["SWITCHYARD_MIN_CAPABILITY_SCORE"]) {
+            guard let value = Double(raw), value > 0, value <= 1 else {
+                throw ConfigurationError(variable: "SWITCHYARD_MIN_CAPABILITY_SCORE", reason: "expected a number in (0, 1], got '\(raw)'")
+            }
+            dispatch.minCapabilityScore = value
+        }
+        dispatchPolicy = dispatch
     }
 
     public var databaseOptions: DatabaseOptions {

@@ -10,6 +10,7 @@ public struct Migration: Sendable {
 
 public struct SchemaError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

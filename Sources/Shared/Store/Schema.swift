@@ -63,6 +63,7 @@ enum Schema {
         at       INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX task_events_task ON task_events (task_id, id);
+    CREATE INDEX task_events_at ON task_events (at);
     CREATE TRIGGER task_events_no_update BEFORE UPDATE ON task_events
         BEGIN SELECT RAISE(ABORT, 'task_events is append-only'); END;
     CREATE TRIGGER task_events_no_delete BEFORE DELETE ON task_events

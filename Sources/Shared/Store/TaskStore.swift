@@ -78,6 +78,18 @@ public struct TaskStore {
         try db.queryOne("SELECT \(TaskRecord.columns) FROM tasks WHERE id = ?1", id, map: TaskRecord.decode)
     }
 
+    /// Claimed tasks waiting for an agent, most urgent first (the poller's dispatch queue).
+    public func claimedTasks(limit: Int) throws -> [TaskRecord] {
+        try db.query("SELECT \(TaskRecord.columns) FROM tasks WHERE status = 'claimed' ORDER BY priority DESC, claimed_at LIMIT ?1",
+                     limit, map: TaskRecord.decode)
+    }
+
+    /// Every task holding a lane slot (claimed, dispatched, running).
+    public func activeTasks() throws -> [TaskRecord] {
+        try db.query("SELECT \(TaskRecord.columns) FROM tasks WHERE status IN (\(TaskStatus.activeSQLList)) ORDER BY id",
+                     map: TaskRecord.decode)
+    }
+
     /// Applies `change` to task `id` if and only if the task is still at `attempt` and the state
     /// machine allows the edge. Runs in one write transaction (joins the caller's if any).
     ///
@@ -236,6 +248,14 @@ public struct TaskStore {
         }
     }
 
+    /// Moves last_event_at for a live attempt (not a status change: no transition, no event).
+    public func touch(id: Int64, attempt: Int, at now: Microseconds) throws {
+        try db.run("""
+            UPDATE tasks SET last_event_at = max(coalesce(last_event_at, 0), ?3) WHERE id = ?1 AND attempt = ?2
+                AND status IN ('dispatched', 'running')
+            """, id, attempt, now)
+    }
+
     /// Records an operator's cancel request. A task that holds no agent is canceled at once; an
     /// active one is flagged, and the poller stops its agent and then cancels the attempt.
     public func requestCancel(id: Int64, reason: String, source: String,
@@ -246,7 +266,7 @@ public struct TaskStore {
             case .queued, .needsReview, .claimed:
                 return try apply(.cancel(reason: reason), to: id, attempt: task.attempt, source: source, at: now)
             case .dispatched, .running:
-                try db.run("UPDATE tasks SET cancel_requested = 1, updated_at = ?2 WHERE id = ?1", id, now)
+                try db.run("UPDATE tasks SET cancel_requested = 1, error = ?3, updated_at = ?2 WHERE id = ?1", id, now, reason)
                 try appendEvent(task: id, attempt: task.attempt, kind: "cancel_requested", source: source, at: now,
                                 payload: ["reason": .string(reason)])
                 return .applied(status: task.status, attempt: task.attempt)

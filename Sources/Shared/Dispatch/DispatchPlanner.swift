@@ -1,0 +1,253 @@
+/// Limits the dispatch decision respects.
+public struct DispatchPolicy: Sendable, Equatable {
+    /// Active tasks per lane when lane_limits has no row for it.
+    public var defaultLaneLimit = 1
+    /// Active tasks across all lanes.
+    public var maxActive = 8
+    /// Spend per UTC day across all tasks; nil for none.
+    public var dailyBudgetUSD: Double?
+    /// A profile serves a task when |required ∩ capabilities| / |required| reaches this.
+    public var minCapabilityScore = 1.0
+    /// A claimed task that no agent took within this long is failed (and retried).
+    public var claimTimeout: Duration = .seconds(120)
+    public init() {}
+}
+
+/// Why dispatch is held. The raw values are stable strings (Enoch's dispatch_blockers).
+public enum DispatchBlocker: String, Sendable, CaseIterable {
+    case queuePaused = "queue_paused"
+    case maintenanceMode = "maintenance_mode"
+    case autoDispatchOff = "auto_dispatch_off"
+    case liveDispatchDisabled = "live_dispatch_disabled"
+    case noQueuedTasks = "no_queued_tasks"
+    case laneBusy = "lane_busy"
+    case globalConcurrencyLimit = "global_concurrency_limit"
+    case dailyBudgetReached = "daily_budget_reached"
+    case taskBudgetReached = "task_budget_reached"
+    case noMatchingProfile = "no_matching_profile"
+    case profileAtCapacity = "profile_at_capacity"
+}
+
+public struct DispatchCandidate: Sendable, Equatable {
+    public var task: TaskRecord
+    public var profile: String
+    public var score: Double
+}
+
+/// What the planner found: what blocks all dispatch, the task that would be claimed next, and
+/// why the tasks before it are held.
+public struct DispatchAssessment: Sendable {
+    public var flags: ControlFlags
+    public var globalBlockers: [DispatchBlocker]
+    public var candidate: DispatchCandidate?
+    public var held: [(task: TaskRecord, blockers: [DispatchBlocker])]
+    public var activeCount: Int
+    public var spentTodayUSD: Double
+    /// The earliest not_before in the future among queued tasks (when to look again).
+    public var nextNotBefore: Microseconds?
+
+    public var dispatchSafe: Bool { globalBlockers.isEmpty && candidate != nil }
+
+    /// All blockers, as the status API reports them: global ones, then the reasons the head of
+    /// the queue is held when nothing can be claimed.
+    public var blockers: [String] {
+        var list = globalBlockers.map(\.rawValue)
+        if candidate == nil {
+            if held.isEmpty && globalBlockers.isEmpty { list.append(DispatchBlocker.noQueuedTasks.rawValue) }
+            for blocker in held.first?.blockers ?? [] where !list.contains(blocker.rawValue) { list.append(blocker.rawValue) }
+        }
+        return list
+    }
+}
+
+/// The one dispatch decision, used by the scheduler (automatic mode) and by the gate's
+/// dispatch-next (operator mode, dry run or live).
+public struct DispatchPlanner {
+    public let db: Database
+    public let policy: DispatchPolicy
+    public let catalog: ProfileCatalog
+
+    public init(db: Database, policy: DispatchPolicy, catalog: ProfileCatalog) {
+        self.db = db
+        self.policy = policy
+        self.catalog = catalog
+    }
+
+    /// Capability score of `profile` for a task that requires `required`.
+    public static func score(required: [String], capabilities: [String]) -> Double {
+        guard !required.isEmpty else { return 1 }
+        let have = Set(capabilities)
+        return Double(Set(required).filter(have.contains).count) / Double(Set(required).count)
+    }
+
+    /// The best-fit profile: highest score at or above the policy's minimum; ties go to the
+    /// profile with fewer active tasks, then to the name.
+    public func bestProfile(for task: TaskRecord, activeByProfile: [String: Int]) -> (AgentProfile, Double)? {
+        let profiles = task.profile.map { name in catalog.profiles.filter { $0.name == name } } ?? catalog.profiles
+        let scored = profiles.map { ($0, Self.score(required: task.capabilities, capabilities: $0.capabilities)) }
+            .filter { $0.1 >= policy.minCapabilityScore }
+        return scored.min { a, b in
+            if a.1 != b.1 { return a.1 > b.1 }
+            let activeA = activeByProfile[a.0.name, default: 0], activeB = activeByProfile[b.0.name, default: 0]
+            if activeA != activeB { return activeA < activeB }
+            return a.0.name < b.0.name
+        }
+    }
+
+    /// Assesses the queue without changing anything.
+    /// `operatorMode`: automatic dispatch being off does not block (dispatch-next).
+    public func assess(now: Microseconds = WallClock.now(), operatorMode: Bool = false, limit: Int = 200) throws -> DispatchAssessment {
+        try db.read { try assessInTransaction(now: now, operatorMode: operatorMode, limit: limit, stopAtFirst: true).assessment }
+    }
+
+    private struct Working {
+        var assessment: DispatchAssessment
+        var claimable: [DispatchCandidate]
+    }
+
+    private func assessInTransaction(now: Microseconds, operatorMode: Bool, limit: Int, stopAtFirst: Bool) throws -> Working {
+        let flags = try ControlStore(db: db).flags()
+        var global: [DispatchBlocker] = []
+        if flags.paused { global.append(.queuePaused) }
+        if flags.maintenanceMode { global.append(.maintenanceMode) }
+        if !flags.autoDispatch && !operatorMode { global.append(.autoDispatchOff) }
+
+        var activeByLane: [String: Int] = [:]
+        var activeByProfile: [String: Int] = [:]
+        var active = 0
+        for (lane, profile, count) in try db.query("""
+            SELECT lane, coalesce(profile, ''), count(*) FROM tasks WHERE status IN (\(TaskStatus.activeSQLList)) GROUP BY lane, profile
+            """, map: { ($0.string(0), $0.string(1), $0.int(2)) }) {
+            activeByLane[lane, default: 0] += count
+            activeByProfile[profile, default: 0] += count
+            active += count
+        }
+        if active >= policy.maxActive { global.append(.globalConcurrencyLimit) }
+        let spent = try spentToday(now: now)
+        if let budget = policy.dailyBudgetUSD, spent >= budget { global.append(.dailyBudgetReached) }
+        let laneLimits = Dictionary(try db.query("SELECT lane, max_active FROM lane_limits", map: { ($0.string(0), $0.int(1)) }),
+                                    uniquingKeysWith: { $1 })
+
+        let queued = try db.query("""
+            SELECT \(TaskRecord.columns) FROM tasks WHERE status = 'queued' AND not_before <= ?1
+            ORDER BY priority DESC, id LIMIT ?2
+            """, now, limit, map: TaskRecord.decode)
+        let nextNotBefore = try db.scalarInt("SELECT min(not_before) FROM tasks WHERE status = 'queued' AND not_before > ?1", now)
+
+        var held: [(task: TaskRecord, blockers: [DispatchBlocker])] = []
+        var claimable: [DispatchCandidate] = []
+        var first: DispatchCandidate?
+        var remaining = policy.maxActive - active
+        for task in queued {
+            var blockers: [DispatchBlocker] = []
+            if let budget = task.budgetUSD, task.costUSD >= budget { blockers.append(.taskBudgetReached) }
+            let pick = bestProfile(for: task, activeByProfile: activeByProfile)
+            if pick == nil { blockers.append(.noMatchingProfile) }
+            if activeByLane[task.lane, default: 0] >= laneLimits[task.lane] ?? policy.defaultLaneLimit { blockers.append(.laneBusy) }
+            if let (profile, _) = pick, activeByProfile[profile.name, default: 0] >= profile.maxInstances {
+                blockers.append(.profileAtCapacity)
+            }
+            if remaining <= 0 { blockers.append(.globalConcurrencyLimit) }
+            guard blockers.isEmpty, let (profile, score) = pick else {
+                held.append((task, blockers))
+                continue
+            }
+            let candidate = DispatchCandidate(task: task, profile: profile.name, score: score)
+            if first == nil { first = candidate }
+            if stopAtFirst { break }
+            claimable.append(candidate)
+            // Count the claim as if made, so later candidates see the lane and profile taken.
+            activeByLane[task.lane, default: 0] += 1
+            activeByProfile[profile.name, default: 0] += 1
+            remaining -= 1
+        }
+        let assessment = DispatchAssessment(flags: flags, globalBlockers: global, candidate: first, held: held,
+                                            activeCount: active, spentTodayUSD: spent, nextNotBefore: nextNotBefore)
+        return Working(assessment: assessment, claimable: claimable)
+    }
+
+    /// Cost recorded by results since the start of the current UTC day.
+    public func spentToday(now: Microseconds) throws -> Double {
+        let dayStart = now - now % 86_400_000_000
+        return try db.queryOne("""
+            SELECT coalesce(sum(json_extract(payload, '$.cost_usd')), 0) FROM task_events
+            WHERE at >= ?1 AND kind IN ('succeeded', 'failed', 'needs_review') AND json_extract(payload, '$.cost_usd') IS NOT NULL
+            """, dayStart) { $0.double(0) } ?? 0
+    }
+
+    public struct ClaimReport: Sendable {
+        public var claimed: [DispatchCandidate] = []
+        public var spawnedAgents: [Int64] = []
+        public var assessment: DispatchAssessment?
+    }
+
+    /// Automatic mode: claims every task that may run now, parks what no profile can serve,
+    /// and asks the supervisor for rpc agents where none is idle (autospawn). One transaction.
+    public func claimReady(now: Microseconds = WallClock.now(), source: String, limit: Int = 200) throws -> ClaimReport {
+        try db.write {
+            let working = try assessInTransaction(now: now, operatorMode: false, limit: limit, stopAtFirst: false)
+            var report = ClaimReport(assessment: working.assessment)
+            guard working.assessment.globalBlockers.isEmpty else { return report }
+            let tasks = TaskStore(db: db)
+            for candidate in working.claimable {
+                if try tasks.apply(.claim(profile: candidate.profile), to: candidate.task.id, attempt: candidate.task.attempt,
+                                   source: source, at: now).didApply {
+                    report.claimed.append(candidate)
+                }
+            }
+            try recordHeld(working.assessment.held, now: now, source: source)
+            report.spawnedAgents = try autospawn(now: now, source: source)
+            return report
+        }
+    }
+
+    /// Operator mode (dispatch-next): claims the assessed candidate, if still claimable.
+    public func claimNext(now: Microseconds = WallClock.now(), source: String) throws -> (DispatchAssessment, TransitionOutcome?) {
+        try db.write {
+            let assessment = try assessInTransaction(now: now, operatorMode: true, limit: 200, stopAtFirst: true).assessment
+            guard assessment.globalBlockers.isEmpty, let candidate = assessment.candidate else { return (assessment, nil) }
+            let outcome = try TaskStore(db: db).apply(.claim(profile: candidate.profile), to: candidate.task.id,
+                                                      attempt: candidate.task.attempt, source: source, at: now)
+            _ = try autospawn(now: now, source: source)
+            return (assessment, outcome)
+        }
+    }
+
+    /// Parks held tasks: blocked_reason says why (shown by the API); a task event marks each change.
+    private func recordHeld(_ held: [(task: TaskRecord, blockers: [DispatchBlocker])], now: Microseconds, source: String) throws {
+        for (task, blockers) in held {
+            // Only reasons that belong to the task itself; lane and concurrency come and go.
+            let own = blockers.filter { $0 == .noMatchingProfile || $0 == .taskBudgetReached }.map(\.rawValue).joined(separator: ",")
+            let reason: String? = own.isEmpty ? nil : own
+            guard reason != task.blockedReason else { continue }
+            try db.run("UPDATE tasks SET blocked_reason = ?2 WHERE id = ?1 AND status = 'queued'", task.id, reason)
+            if let reason {
+                try TaskStore(db: db).appendEvent(task: task.id, attempt: task.attempt, kind: "parked", source: source, at: now,
+                                                  payload: ["reason": .string(reason)])
+            }
+        }
+    }
+
+    /// For each rpc profile: claimed tasks waiting for an agent beyond the idle and starting
+    /// agents, up to max_instances, get new agents.
+    private func autospawn(now: Microseconds, source: String) throws -> [Int64] {
+        var spawned: [Int64] = []
+        let agents = AgentStore(db: db)
+        for profile in catalog.profiles where profile.mode == .rpc {
+            let waiting = try db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'claimed' AND profile = ?1", profile.name) ?? 0
+            guard waiting > 0 else { continue }
+            let counts = try db.queryOne("""
+                SELECT count(*), coalesce(sum(state IN ('starting', 'idle') AND task_id IS NULL), 0)
+                FROM agents WHERE profile = ?1 AND state IN ('starting', 'idle', 'busy', 'stopping')
+                """, profile.name) { ($0.int(0), $0.int(1)) } ?? (0, 0)
+            let need = min(Int(waiting) - counts.1, profile.maxInstances - counts.0)
+            guard need > 0 else { continue }
+            for _ in 0..<need {
+                let id = try agents.createAgent(profile: profile, at: now)
+                try agents.enqueue(.spawn, agentID: id, payload: [:], requestedBy: source, at: now)
+                spawned.append(id)
+            }
+        }
+        return spawned
+    }
+}

@@ -1,0 +1,210 @@
+import Shared
+
+/// Turns agent_output rows into task state, resuming from its cursor. The effects of a batch and
+/// the cursor commit in one transaction, so a row is never applied twice; and every change is
+/// fenced on the attempt, so even a replay could not change an outcome.
+final class OutputObserver {
+    static let cursorName = "poller.agent_output"
+
+    /// What an attempt has reported so far (usage of zot/Codex turns, Codex's last message,
+    /// a plain agent's last line).
+    struct Progress {
+        var usage = TokenUsage()
+        var costUSD = 0.0
+        var hasCost = false
+        var lastMessage: String?
+    }
+
+    struct Report {
+        var finishedTasks = 0
+        var idleAgents = 0
+        var moreWaiting = false
+    }
+
+    let runtime: DaemonRuntime
+    let catalog: ProfileCatalog
+    private(set) var cursor: Int64
+    /// Keyed by "task:attempt". Rebuilt from agent_output after a restart.
+    private(set) var progress: [String: Progress] = [:]
+
+    init(runtime: DaemonRuntime, catalog: ProfileCatalog) throws {
+        self.runtime = runtime
+        self.catalog = catalog
+        cursor = try CursorStore(db: runtime.db).position(Self.cursorName)
+        try rebuildProgress()
+    }
+
+    static func key(_ task: Int64, _ attempt: Int) -> String { "\(task):\(attempt)" }
+
+    func progress(task: Int64, attempt: Int) -> Progress? { progress[Self.key(task, attempt)] }
+
+    /// After a restart: replay the already-consumed output of active attempts into `progress`.
+    private func rebuildProgress() throws {
+        let active = try runtime.db.query("""
+            SELECT id, attempt, coalesce(profile, '') FROM tasks WHERE status IN ('dispatched', 'running')
+            """) { ($0.int64(0), $0.int(1), $0.string(2)) }
+        for (task, attempt, profileName) in active {
+            let format = catalog[profileName]?.format ?? .switchyard
+            let lines = try runtime.db.query("""
+                SELECT line FROM agent_output WHERE task_id = ?1 AND attempt = ?2 AND kind = 'line' AND id <= ?3 ORDER BY id
+                """, task, attempt, cursor) { $0.string(0) }
+            var state = Progress()
+            for line in lines { Self.accumulate(&state, line: line, event: AgentOutputParser.parse(line, format: format), format: format) }
+            progress[Self.key(task, attempt)] = state
+        }
+    }
+
+    static func accumulate(_ state: inout Progress, line: String, event: AgentEvent, format: AgentProfile.OutputFormat) {
+        switch event {
+        case .usage(let usage, let cost):
+            state.usage.input += usage.input
+            state.usage.output += usage.output
+            state.usage.cacheRead += usage.cacheRead
+            state.usage.cacheWrite += usage.cacheWrite
+            if let cost { state.costUSD += cost; state.hasCost = true }
+        default:
+            break
+        }
+        if format == .codex, let message = AgentOutputParser.codexMessage(line) { state.lastMessage = message }
+        if format == .plain, !line.isEmpty { state.lastMessage = line }
+    }
+
+    /// Consumes up to one batch of new output.
+    func consume(batch: Int = 2000) throws -> Report {
+        let db = runtime.db
+        var report = Report()
+        var logLines: [(LogLevel, String, Logger.Fields)] = []
+        let saved = progress
+        do {
+            try db.write {
+                let rows = try AgentStore(db: db).output(after: cursor, limit: batch)
+                guard let last = rows.last else { return }
+                for row in rows { try handle(row, report: &report, log: &logLines) }
+                try CursorStore(db: db).advance(Self.cursorName, to: last.id)
+                cursor = last.id
+                report.moreWaiting = rows.count == batch
+            }
+        } catch {
+            progress = saved  // the transaction rolled back; so does what it taught us
+            throw error
+        }
+        for (level, message, fields) in logLines { runtime.log.log(level, message, fields) }
+        return report
+    }
+
+    private func handle(_ row: AgentOutputRow, report: inout Report, log: inout [(LogLevel, String, Logger.Fields)]) throws {
+        let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
+        var taskID = row.taskID
+        var attempt = row.attempt
+        // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
+        if row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
+           let format = catalog[profileName]?.format, let reference = AgentOutputParser.taskReference(text, format: format) {
+            taskID = reference.taskID
+            attempt = reference.attempt
+        }
+        guard let taskID, let attempt, let task = try tasks.task(id: taskID) else { return }
+        let fields: Logger.Fields = ["TASK_ID": String(taskID), "ATTEMPT": String(attempt), "AGENT_ID": String(row.agentID), "LANE": task.lane]
+        let profile = task.profile.flatMap { catalog[$0] }
+        let format = profile?.format ?? .switchyard
+        let current = task.attempt == attempt && task.status.isActive
+
+        func finish(_ change: TaskChange, _ message: String) throws {
+            let outcome = try tasks.apply(change, to: taskID, attempt: attempt, source: "poller", at: row.at)
+            switch outcome {
+            case .applied(let status, _):
+                report.finishedTasks += 1
+                progress[Self.key(taskID, attempt)] = nil
+                log.append((status == .succeeded ? .info : .warning, "\(message): task \(status.rawValue)", fields))
+                if profile?.mode == .rpc, try releaseAgent(row.agentID, task: taskID, attempt: attempt) { report.idleAgents += 1 }
+            case .staleAttempt(let currentAttempt, _):
+                log.append((.notice, "stale report from attempt \(attempt) ignored (task is at attempt \(currentAttempt))", fields))
+            case .forbidden, .notFound:
+                break
+            }
+        }
+
+        switch row.kind {
+        case .spawned:
+            guard current else { return }
+            try tasks.appendEvent(task: taskID, attempt: attempt, kind: "agent_spawned", source: "poller", at: row.at,
+                                  payload: ["agent_id": .int(row.agentID), "detail": .string(row.line ?? "")])
+        case .line:
+            let text = row.line ?? ""
+            let event = AgentOutputParser.parse(text, format: format)
+            if case .outcome(let outcome) = event {
+                // Results go through apply even when stale: the fence refuses them and keeps the evidence.
+                try finish(change(for: outcome, task: taskID, attempt: attempt, profile: profile), "agent result")
+                return
+            }
+            guard current else { return }
+            try tasks.touch(id: taskID, attempt: attempt, at: row.at)
+            if task.status == .dispatched {
+                try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at)
+                log.append((.info, "agent started working", fields))
+            }
+            var state = progress[Self.key(taskID, attempt)] ?? Progress()
+            Self.accumulate(&state, line: text, event: event, format: format)
+            progress[Self.key(taskID, attempt)] = state
+        case .exit:
+            guard current else { return }
+            let exit = (try? JSON.parse(row.line ?? "{}")) ?? .object([:])
+            let status = exit["status"]?.int64Value
+            let signal = exit["signal"]?.int64Value
+            let tail = exit["stderr_tail"]?.stringValue ?? ""
+            let how = status.map { "exited with status \($0)" } ?? "was killed by signal \(signal ?? 0)"
+            if (format == .codex || format == .plain) && status == 0 {
+                let state = progress[Self.key(taskID, attempt)] ?? Progress()
+                try finish(.succeed(result(from: state, profile: profile)), "agent exited cleanly")
+            } else {
+                let detail = tail.isEmpty ? "" : "; stderr: " + String(tail.suffix(1000))
+                let partial = progress[Self.key(taskID, attempt)].map { result(from: $0, profile: profile) }
+                try finish(.fail(error: "agent \(how) without a result\(detail)", retryable: true, result: partial), "agent \(how)")
+            }
+        case .spawnFailed:
+            guard current else { return }
+            try finish(.fail(error: "agent could not be started: \(row.line ?? "")", retryable: true, result: nil), "spawn failed")
+        case .lost:
+            guard current else { return }
+            try finish(.fail(error: "agent lost (\(row.line ?? "supervisor restarted"))", retryable: true, result: nil), "agent lost")
+        }
+    }
+
+    /// The task result an outcome line stands for; cost from the line, else from reported
+    /// usage, else from the profile's price table.
+    private func change(for outcome: AgentOutcome, task: Int64, attempt: Int, profile: AgentProfile?) -> TaskChange {
+        var state = progress[Self.key(task, attempt)] ?? Progress()
+        if let usage = outcome.usage {
+            state.usage = usage
+            state.hasCost = false
+        }
+        if let cost = outcome.costUSD { state.costUSD = cost; state.hasCost = true }
+        var result = self.result(from: state, profile: profile)
+        result.summary = outcome.summary ?? state.lastMessage
+        switch outcome.verdict {
+        case .succeeded: return .succeed(result)
+        case .needsReview: return .requestReview(reason: outcome.summary ?? "the agent asked for an operator", result: result)
+        case .failed(let retryable): return .fail(error: outcome.error ?? "the agent reported a failure", retryable: retryable, result: result)
+        }
+    }
+
+    func result(from state: Progress, profile: AgentProfile?) -> TaskResult {
+        let cost = state.hasCost ? state.costUSD : (profile?.prices?.cost(state.usage) ?? 0)
+        return TaskResult(summary: state.lastMessage, costUSD: cost, usage: state.usage)
+    }
+
+    /// An rpc agent that finished its task can take the next one.
+    private func releaseAgent(_ agentID: Int64, task: Int64, attempt: Int) throws -> Bool {
+        try runtime.db.run("""
+            UPDATE agents SET state = 'idle', task_id = NULL, task_attempt = NULL WHERE id = ?1 AND state = 'busy'
+                AND task_id = ?2 AND task_attempt = ?3
+            """, agentID, task, attempt) == 1
+    }
+
+    private var profileOfAgent: [Int64: String] = [:]
+    private func agentProfile(_ agentID: Int64) throws -> String? {
+        if let name = profileOfAgent[agentID] { return name }
+        let name = try runtime.db.scalarString("SELECT profile FROM agents WHERE id = ?1", agentID)
+        if let name { profileOfAgent[agentID] = name }
+        return name
+    }
+}
