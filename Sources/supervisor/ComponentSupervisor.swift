@@ -124,6 +124,7 @@ final class ComponentSupervisor {
         environment["WATCHDOG_USEC"] = String(settings.watchdogTimeout.nanosecondsClamped / 1000)
         // A Swift binary that catches SIGABRT prints a backtrace and can hang instead of dying.
         environment["SWIFT_BACKTRACE"] = "enable=no"
+        environment["SWITCHYARD_SUPERVISOR_PID"] = String(getpid())
         var request = SpawnRequest(executable: binaryPath(component.name), environment: environment)
         request.stdin = .null
         request.stdout = .inherit

@@ -61,6 +61,7 @@ public final class DaemonRuntime {
     /// On failure prints one clear line and exits with a sysexits code.
     public static func bootstrap(component: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> DaemonRuntime {
         SignalSource.prepareProcess()
+        dieWithSupervisor(environment)
         let configuration: Configuration
         do {
             configuration = try Configuration.load(environment: environment)
@@ -81,6 +82,16 @@ public final class DaemonRuntime {
             log.error("cannot start: \(error)")
             exit(ExitCode.failure)
         }
+    }
+
+    /// A component launched by switchyard-supervisor stops when the supervisor dies (SIGTERM
+    /// through PR_SET_PDEATHSIG, prctl(2)), so a restarted supervisor never finds a second copy
+    /// of the scheduler or poller still running. Under systemd the variable is absent.
+    static func dieWithSupervisor(_ environment: [String: String]) {
+        guard let raw = environment["SWITCHYARD_SUPERVISOR_PID"], let supervisor = pid_t(raw) else { return }
+        _ = clinux_set_pdeathsig(SIGTERM)
+        // The supervisor may have died between our spawn and the prctl: then no signal will come.
+        if getppid() != supervisor { exit(ExitCode.success) }
     }
 
     init(component: String, configuration: Configuration, log: Logger) throws {
