@@ -1,5 +1,11 @@
+import Foundation
 import Shared
 
 // switchyard-gate: the operators' HTTP door (API, dashboard, metrics).
 let runtime = DaemonRuntime.bootstrap(component: "gate")
-runtime.run(GateService())
+do {
+    runtime.run(try GateService())
+} catch {
+    runtime.log.error("cannot start: \(error)")
+    exit(ExitCode.failure)
+}

@@ -118,3 +118,25 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try Migrator.currentVersion(of: copy), Migrator.latestVersion)
     }
 }
+
+final class CountersTests: XCTestCase {
+    func testTaskCountsAndDailySpend_followEveryChange() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        let store = TaskStore(db: db)
+        func counts() throws -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: try db.query("SELECT status, n FROM task_counts WHERE n != 0") { ($0.string(0), $0.int(1)) })
+        }
+        let a = try store.submit(IntakeRequest(prompt: "a")).task.id
+        _ = try store.submit(IntakeRequest(prompt: "b")).task.id
+        XCTAssertEqual(try counts(), ["queued": 2])
+        try store.apply(.claim(profile: "p"), to: a, attempt: 0, source: "t")
+        try store.apply(.dispatch(agentID: 1), to: a, attempt: 1, source: "t")
+        try store.apply(.succeed(TaskResult(costUSD: 1.5)), to: a, attempt: 1, source: "t")
+        XCTAssertEqual(try counts(), ["queued": 1, "succeeded": 1])
+        let truth = Dictionary(uniqueKeysWithValues: try db.query("SELECT status, count(*) FROM tasks GROUP BY status") { ($0.string(0), $0.int(1)) })
+        XCTAssertEqual(try counts(), truth)
+        let planner = DispatchPlanner(db: db, policy: DispatchPolicy(), catalog: ProfileCatalog(profiles: [], source: ""))
+        XCTAssertEqual(try planner.spentToday(now: WallClock.now()), 1.5, accuracy: 1e-9)
+    }
+}

@@ -166,13 +166,10 @@ public struct DispatchPlanner {
         return Working(assessment: assessment, claimable: claimable)
     }
 
-    /// Cost recorded by results since the start of the current UTC day.
+    /// Cost recorded since the start of the current UTC day (daily_spend, kept by a trigger).
     public func spentToday(now: Microseconds) throws -> Double {
-        let dayStart = now - now % 86_400_000_000
-        return try db.queryOne("""
-            SELECT coalesce(sum(json_extract(payload, '$.cost_usd')), 0) FROM task_events
-            WHERE at >= ?1 AND kind IN ('succeeded', 'failed', 'needs_review') AND json_extract(payload, '$.cost_usd') IS NOT NULL
-            """, dayStart) { $0.double(0) } ?? 0
+        let day = String(Timestamp.iso8601(now).prefix(10))
+        return try db.queryOne("SELECT cost_usd FROM daily_spend WHERE day = ?1", day) { $0.double(0) } ?? 0
     }
 
     public struct ClaimReport: Sendable {

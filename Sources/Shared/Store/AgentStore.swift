@@ -110,6 +110,14 @@ public struct AgentStore {
                      map: AgentRecord.decode)
     }
 
+    /// Live agents first, then the most recent others.
+    public func recent(limit: Int) throws -> [AgentRecord] {
+        try db.query("""
+            SELECT \(AgentRecord.columns) FROM agents
+            ORDER BY state IN ('starting','idle','busy','stopping') DESC, id DESC LIMIT ?1
+            """, limit, map: AgentRecord.decode)
+    }
+
     public func recordSpawn(agentID: Int64, pid: Int32, processStartTime: Int64?, incarnation: Int64,
                             state: AgentRecord.State, at now: Microseconds = WallClock.now()) throws {
         try db.run("""

@@ -215,6 +215,24 @@ public final class Database {
 
     public var isInTransaction: Bool { transactionDepth > 0 }
 
+    /// Runs `body`, interrupting its SQLite work once `timeout` has passed: the statement in
+    /// progress fails with SQLITE_INTERRUPT (https://www.sqlite.org/c3ref/progress_handler.html,
+    /// checked every 1000 virtual machine instructions). Bounds a handler's time on a slow query.
+    public func withTimeout<T>(_ timeout: Duration, _ body: () throws -> T) rethrows -> T {
+        let deadline = DeadlineBox(MonotonicInstant.now().adding(timeout))
+        let context = Unmanaged.passRetained(deadline)
+        defer {
+            sqlite3_progress_handler(handle, 0, nil, nil)
+            context.release()
+        }
+        sqlite3_progress_handler(handle, 1000, { raw in
+            guard let raw else { return 0 }
+            let box = Unmanaged<DeadlineBox>.fromOpaque(raw).takeUnretainedValue()
+            return MonotonicInstant.now() >= box.deadline ? 1 : 0
+        }, context.toOpaque())
+        return try body()
+    }
+
     /// Copies the live database into a new file (https://www.sqlite.org/lang_vacuum.html#vacuuminto):
     /// a consistent online backup that readers and writers of the WAL database do not block.
     public func backup(to destination: String) throws {
@@ -224,6 +242,16 @@ public final class Database {
 
 @available(*, unavailable)
 extension Database: Sendable {}
+
+private final class DeadlineBox {
+    let deadline: MonotonicInstant
+    init(_ deadline: MonotonicInstant) { self.deadline = deadline }
+}
+
+extension SQLiteError {
+    /// The statement was interrupted (a handler deadline passed).
+    public var isInterrupt: Bool { code == SQLITE_INTERRUPT }
+}
 
 extension Int32 {
     fileprivate var isTrue: Bool { self != 0 }

@@ -1,6 +1,10 @@
 /// The schema of the whole system. Every table is STRICT (https://www.sqlite.org/stricttables.html),
 /// so a wrongly typed write fails loudly instead of storing text in an integer column.
 /// Times are integer microseconds since the Unix epoch, in columns named *_at.
+enum TaskStatusList {
+    static let valuesRows = TaskStatus.allCases.map { "('\($0.rawValue)')" }.joined(separator: ", ")
+}
+
 enum Schema {
     static let taskStatuses = "'queued','claimed','dispatched','running','succeeded','failed','canceled','dead','needs_review'"
 
@@ -52,6 +56,56 @@ enum Schema {
     CREATE INDEX tasks_lane ON tasks (lane, id);
     CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 
+    -- Counts per status, kept by triggers, so status and metrics answer in O(1) at any queue size.
+    CREATE TABLE task_counts (
+        status TEXT PRIMARY KEY CHECK (status IN (\(taskStatuses))),
+        n      INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    INSERT INTO task_counts (status) VALUES \(TaskStatusList.valuesRows);
+    CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks
+        BEGIN UPDATE task_counts SET n = n + 1 WHERE status = new.status; END;
+    CREATE TRIGGER task_counts_update AFTER UPDATE OF status ON tasks WHEN old.status != new.status
+        BEGIN
+            UPDATE task_counts SET n = n - 1 WHERE status = old.status;
+            UPDATE task_counts SET n = n + 1 WHERE status = new.status;
+        END;
+    CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks
+        BEGIN UPDATE task_counts SET n = n - 1 WHERE status = old.status; END;
+
+    -- Spend per UTC day, kept by a trigger on tasks.cost_usd (which only ever grows).
+    CREATE TABLE daily_spend (
+        day      TEXT PRIMARY KEY,
+        cost_usd REAL NOT NULL
+    ) STRICT;
+    CREATE TRIGGER daily_spend_update AFTER UPDATE OF cost_usd ON tasks WHEN new.cost_usd > old.cost_usd
+        BEGIN
+            INSERT INTO daily_spend (day, cost_usd) VALUES (date('now'), new.cost_usd - old.cost_usd)
+            ON CONFLICT (day) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd;
+        END;
+
+    -- Dispatch latency (from a task becoming due to its dispatch), a cumulative histogram kept
+    -- by a trigger, for /metrics.
+    CREATE TABLE dispatch_latency (
+        le    REAL PRIMARY KEY,
+        count INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    INSERT INTO dispatch_latency (le) VALUES (0.001), (0.002), (0.005), (0.01), (0.025), (0.05), (0.1), (0.25), (0.5),
+        (1), (2.5), (5), (10), (30), (60), (300);
+    CREATE TABLE dispatch_latency_totals (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        count       INTEGER NOT NULL,
+        sum_seconds REAL NOT NULL
+    ) STRICT;
+    INSERT INTO dispatch_latency_totals (id, count, sum_seconds) VALUES (1, 0, 0);
+    CREATE TRIGGER dispatch_latency_record AFTER UPDATE OF dispatched_at ON tasks
+        WHEN new.dispatched_at IS NOT NULL AND old.dispatched_at IS NULL
+        BEGIN
+            UPDATE dispatch_latency SET count = count + 1
+                WHERE le >= (new.dispatched_at - max(new.created_at, new.not_before)) / 1e6;
+            UPDATE dispatch_latency_totals SET count = count + 1,
+                sum_seconds = sum_seconds + (new.dispatched_at - max(new.created_at, new.not_before)) / 1e6 WHERE id = 1;
+        END;
+
     -- Append-only history of every task: the evidence behind every state.
     CREATE TABLE task_events (
         id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,7 +117,6 @@ enum Schema {
         at       INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX task_events_task ON task_events (task_id, id);
-    CREATE INDEX task_events_at ON task_events (at);
     CREATE TRIGGER task_events_no_update BEFORE UPDATE ON task_events
         BEGIN SELECT RAISE(ABORT, 'task_events is append-only'); END;
     CREATE TRIGGER task_events_no_delete BEFORE DELETE ON task_events

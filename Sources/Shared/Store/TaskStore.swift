@@ -78,6 +78,13 @@ public struct TaskStore {
         try db.queryOne("SELECT \(TaskRecord.columns) FROM tasks WHERE id = ?1", id, map: TaskRecord.decode)
     }
 
+    /// Tasks matching a condition written in this codebase (never from request text: values go
+    /// in `arguments`), for the API's views.
+    public func tasks(matching condition: String, _ arguments: [SQLBindable], order: String, limit: Int) throws -> [TaskRecord] {
+        try db.query("SELECT \(TaskRecord.columns) FROM tasks WHERE \(condition) ORDER BY \(order) LIMIT \(max(1, limit))",
+                     arguments: arguments, map: TaskRecord.decode)
+    }
+
     /// Claimed tasks waiting for an agent, most urgent first (the poller's dispatch queue).
     public func claimedTasks(limit: Int) throws -> [TaskRecord] {
         try db.query("SELECT \(TaskRecord.columns) FROM tasks WHERE status = 'claimed' ORDER BY priority DESC, claimed_at LIMIT ?1",
