@@ -23,6 +23,7 @@ final class GateService: DaemonService {
 
     func start(_ runtime: DaemonRuntime) throws {
         self.runtime = runtime
+        limits = runtime.configuration.httpLimits
         let tokens = try ControlTokens.load(runtime.configuration)
         if let path = tokens.generatedPath {
             runtime.log.notice("control token (embedded default) is in \(path)")

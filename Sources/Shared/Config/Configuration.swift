@@ -57,6 +57,7 @@ public struct Configuration: Sendable {
     public var logLevel: LogLevel
     public var retryPolicy: RetryPolicy
     public var dispatchPolicy: DispatchPolicy
+    public var httpLimits: HTTPLimits
     /// The variables the configuration was read from (after the env file was merged).
     public var environment: [String: String]
 
@@ -73,6 +74,8 @@ public struct Configuration: Sendable {
         "SWITCHYARD_RESTART_MAX_DELAY_MS", "SWITCHYARD_RESTART_STABLE_MS", "SWITCHYARD_START_LIMIT_INTERVAL_MS",
         "SWITCHYARD_START_LIMIT_BURST", "SWITCHYARD_LANE_LIMIT", "SWITCHYARD_MAX_ACTIVE", "SWITCHYARD_DAILY_BUDGET_USD",
         "SWITCHYARD_MIN_CAPABILITY_SCORE", "SWITCHYARD_CLAIM_TIMEOUT_MS", "SWITCHYARD_SUPERVISOR_PID",
+        "SWITCHYARD_HTTP_MAX_CONNECTIONS", "SWITCHYARD_HTTP_HEADER_TIMEOUT_MS", "SWITCHYARD_HTTP_IDLE_TIMEOUT_MS",
+        "SWITCHYARD_HTTP_HANDLER_TIMEOUT_MS", "SWITCHYARD_HTTP_MAX_BODY_BYTES", "SWITCHYARD_HTTP_MAX_HEADER_BYTES",
     ]
 
     /// Loads from `environment` (the process environment by default). If SWITCHYARD_ENV_FILE
@@ -145,6 +148,14 @@ public struct Configuration: Sendable {
             dispatch.minCapabilityScore = value
         }
         dispatchPolicy = dispatch
+        var http = HTTPLimits()
+        http.maxConnections = try Self.integer(env, "SWITCHYARD_HTTP_MAX_CONNECTIONS", default: http.maxConnections, range: 1...60_000)
+        http.headerReadTimeout = .milliseconds(try Self.integer(env, "SWITCHYARD_HTTP_HEADER_TIMEOUT_MS", default: 10_000, range: 100...600_000))
+        http.idleTimeout = .milliseconds(try Self.integer(env, "SWITCHYARD_HTTP_IDLE_TIMEOUT_MS", default: 60_000, range: 100...3_600_000))
+        http.handlerTimeout = .milliseconds(try Self.integer(env, "SWITCHYARD_HTTP_HANDLER_TIMEOUT_MS", default: 5_000, range: 10...600_000))
+        http.bodyBytes = try Self.integer(env, "SWITCHYARD_HTTP_MAX_BODY_BYTES", default: http.bodyBytes, range: 1024...(64 << 20))
+        http.headerBytes = try Self.integer(env, "SWITCHYARD_HTTP_MAX_HEADER_BYTES", default: http.headerBytes, range: 1024...(1 << 20))
+        httpLimits = http
     }
 
     public var databaseOptions: DatabaseOptions {

@@ -33,6 +33,10 @@ public final class HTTPServer {
         var headDeadline: MonotonicInstant?
         var lastActivity = MonotonicInstant.now()
         var peerClosed = false
+        /// After an error answer: our side is shut down, the client's remaining upload is read
+        /// and discarded until this deadline, so it can read our answer instead of a reset.
+        var lingerUntil: MonotonicInstant?
+        var lingerBytes = 0
 
         init(id: Int, fd: Int32, peer: String) {
             self.id = id
@@ -201,6 +205,10 @@ public final class HTTPServer {
 
     private func readAvailable(_ connection: Connection) {
         guard connections[connection.id] != nil else { return }
+        if connection.lingerUntil != nil {
+            drainLingering(connection)
+            return
+        }
         // Enough for one maximal request; a client sending more than that is refused by the parser.
         let cap = limits.requestLineBytes + limits.headerBytes + limits.bodyBytes + 65_536
         while connection.input.count < cap {
@@ -290,11 +298,30 @@ public final class HTTPServer {
         connection.outputOffset = 0
         if let watch = connection.watch { loop.setEvents(watch, Int16(POLLIN)) }
         if connection.closeAfterWrite {
-            closeConnection(connection)
+            if connection.peerClosed {
+                closeConnection(connection)
+            } else {
+                // Lingering close (as nginx's lingering_close): closing with unread input makes
+                // the kernel send RST, which can destroy the answer before the client reads it.
+                shutdown(connection.fd, Int32(SHUT_WR))
+                connection.lingerUntil = MonotonicInstant.now().adding(.seconds(2))
+                drainLingering(connection)
+            }
             return
         }
         connection.lastActivity = .now()
         processInput(connection)  // a pipelined request may already be waiting
+    }
+
+    private func drainLingering(_ connection: Connection) {
+        while connection.lingerBytes < limits.bodyBytes + 65_536 {
+            let n = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 { connection.lingerBytes += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return }
+            break  // EOF or error: the client is done
+        }
+        closeConnection(connection)
     }
 
     private func closeConnection(_ connection: Connection) {
@@ -307,6 +334,10 @@ public final class HTTPServer {
     private func enforceTimeouts() {
         let now = MonotonicInstant.now()
         for connection in Array(connections.values) {
+            if let linger = connection.lingerUntil {
+                if now >= linger { closeConnection(connection) }
+                continue
+            }
             if connection.awaitingToken != nil { continue }
             if !connection.output.isEmpty {
                 // A client that stops reading our answer is as bad as one that stops writing.
