@@ -193,11 +193,16 @@ enum DashboardPage {
 
     static func main(status: JSON, tab: Tab, rows: JSON, canAct: Bool) -> String {
         let safe = status["dispatch_safe"]?.boolValue ?? false
-        let blockers = status["dispatch_blockers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        var blockers = status["dispatch_blockers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        // An empty queue holds nothing back: show it as ready, with nothing to do.
+        let idle = blockers == [DispatchBlocker.noQueuedTasks.rawValue]
+        if idle { blockers = [] }
         let counts = status["counts"]
         func count(_ name: String) -> Int64 { counts?[name]?.int64Value ?? 0 }
-        var html = "<div class=\"banner \(safe ? "ready" : "hold")\">\(safe ? "Ready to dispatch" : "Hold dispatch")"
-        if !blockers.isEmpty {
+        var html = "<div class=\"banner \(safe || idle ? "ready" : "hold")\">\(safe || idle ? "Ready to dispatch" : "Hold dispatch")"
+        if idle {
+            html += "<span class=\"blockers\">nothing queued</span>"
+        } else if !blockers.isEmpty {
             html += "<span class=\"blockers\">" + blockers.map { "<span class=\"pill\">\(escape($0))</span>" }.joined() + "</span>"
         } else if let next = status["next_candidate"], next != .null {
             html += "<span class=\"blockers\">next: task \(text(next["id"])) · \(text(next["title"])) → \(text(next["profile"]))</span>"
@@ -212,7 +217,8 @@ enum DashboardPage {
         }
         let attention = count("needs_review") + count("dead")
         html += "<div class=\"cards\">"
-        html += "<div class=\"card\"><div class=\"label\">Dispatch safe</div><div class=\"value \(safe ? "off" : "on")\">\(safe ? "yes" : "no")</div></div>"
+        let safeText = safe ? "yes" : (idle ? "idle" : "no")
+        html += "<div class=\"card\"><div class=\"label\">Dispatch safe</div><div class=\"value \(safe ? "off" : (idle ? "" : "on"))\">\(safeText)</div></div>"
         html += flagCard("Live dispatch", flags?["live_dispatch_enabled"]?.boolValue ?? false, good: true)
         html += flagCard("Paused", flags?["paused"]?.boolValue ?? false, good: false)
         html += flagCard("Maintenance", flags?["maintenance_mode"]?.boolValue ?? false, good: false)

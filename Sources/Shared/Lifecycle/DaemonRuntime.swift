@@ -179,12 +179,13 @@ public final class DaemonRuntime {
         }
         notifier.watchdog()
         let status = service.statusText
-        if status != lastStatus {
+        let changed = status != lastStatus
+        if changed {
             notifier.status(status)
             lastStatus = status
         }
         let now = MonotonicInstant.now()
-        if now.duration(since: lastHeartbeat) >= heartbeatInterval {
+        if changed || now.duration(since: lastHeartbeat) >= heartbeatInterval {
             lastHeartbeat = now
             do {
                 try ComponentStore(db: db).update(name: component, incarnation: incarnation,
