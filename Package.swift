@@ -28,6 +28,8 @@ let package = Package(
         .executableTarget(name: "switchyard-supervisor", dependencies: ["Shared"], path: "Sources/supervisor"),
         // The embedded default's agent and the tests' workhorse: Switchyard JSONL, rpc and oneshot.
         .executableTarget(name: "switchyard-demo-agent", dependencies: ["Shared"], path: "Sources/demo-agent"),
+        // Benchmarks: `swift run -c release switchyard-bench` prints figures for every target.
+        .executableTarget(name: "switchyard-bench", dependencies: ["Shared"], path: "bench"),
         // Helper processes for the integration tests (concurrent writers, notify probes). Not installed.
         .executableTarget(name: "switchyard-testkit", dependencies: ["Shared"], path: "Sources/testkit"),
 

@@ -118,11 +118,18 @@ if ProcessInfo.processInfo.environment["DEMO_IGNORE_TERM"] != nil { signal(SIGTE
 
 switch arguments.first {
 case "rpc":
+    // Benchmarks: DEMO_ARRIVALS names a file that gets "TASK_ID MICROS" the moment each prompt is read.
+    let arrivals = ProcessInfo.processInfo.environment["DEMO_ARRIVALS"].map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
     while let text = readLine(strippingNewline: true) {
+        let arrived = WallClock.now()
         guard let request = try? JSON.parse(text), request["type"]?.stringValue == "prompt",
               let prompt = request["prompt"]?.stringValue else {
             emit(line(["type": "error", "message": .string("not a prompt line")]))
             continue
+        }
+        if let fd = arrivals, fd >= 0 {
+            let record = Array("\(request["task_id"]?.int64Value ?? 0) \(arrived)\n".utf8)
+            _ = record.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         }
         if Directives(prompt).has("ignore-term") { signal(SIGTERM, SIG_IGN) }
         work(taskID: request["task_id"]?.int64Value ?? 0, attempt: Int(request["attempt"]?.int64Value ?? 0), prompt: prompt)

@@ -75,7 +75,7 @@ extension GateService {
             if let budget, budget > 0, assessment.spentTodayUSD >= 0.8 * budget {
                 warnings.append(.string("daily budget \(Int(assessment.spentTodayUSD / budget * 100))% used"))
             }
-            let parked = try db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'queued' AND blocked_reason IS NOT NULL") ?? 0
+            let parked = try db.scalarInt("SELECT count(*) FROM tasks INDEXED BY tasks_parked WHERE status = 'queued' AND blocked_reason IS NOT NULL") ?? 0
             if parked > 0 { warnings.append(.string("\(parked) queued task(s) parked (see blocked_reason)")) }
             var candidate: JSON = .null
             if let c = assessment.candidate {
@@ -137,7 +137,7 @@ extension GateService {
             let stuck = try tasks.tasks(matching: "status = 'claimed' AND claimed_at < ?1", [now - 60_000_000], order: "id", limit: 100)
                 .map { $0.json(includePrompt: false) }
             let oldest = try db.scalarInt("SELECT min(created_at) FROM tasks WHERE status = 'queued'")
-            let backlog = try db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'queued' AND not_before > ?1", now) ?? 0
+            let backlog = try db.scalarInt("SELECT count(*) FROM tasks INDEXED BY tasks_retry_due WHERE status = 'queued' AND not_before > 0 AND not_before > ?1", now) ?? 0
             let failures = try db.query("""
                 SELECT e.task_id, e.attempt, e.kind, e.payload, e.at, t.title, t.lane FROM task_events e JOIN tasks t ON t.id = e.task_id
                 WHERE e.kind IN ('failed', 'dead', 'needs_review') ORDER BY e.id DESC LIMIT 20

@@ -21,6 +21,13 @@ final class Dispatcher {
         var dispatched: [(TaskRecord, Int64)] = []
         var waiting = false
         try db.write {
+            // Idle rpc agents by profile, once per sweep; each claimed task takes one.
+            var idle: [String: [Int64]] = [:]
+            for (profile, agentID) in try db.query("""
+                SELECT profile, id FROM agents WHERE mode = 'rpc' AND state = 'idle' AND task_id IS NULL ORDER BY id
+                """, map: { ($0.string(0), $0.int64(1)) }) {
+                idle[profile, default: []].append(agentID)
+            }
             let claimed = try tasks.claimedTasks(limit: limit)
             for task in claimed {
                 guard let name = task.profile, let profile = catalog[name] else {
@@ -30,12 +37,11 @@ final class Dispatcher {
                 }
                 switch profile.mode {
                 case .rpc:
-                    guard let agentID = try db.scalarInt("""
-                        SELECT id FROM agents WHERE profile = ?1 AND mode = 'rpc' AND state = 'idle' AND task_id IS NULL ORDER BY id LIMIT 1
-                        """, profile.name) else {
+                    guard let agentID = idle[profile.name]?.first else {
                         waiting = true  // the scheduler has asked for an agent; it will wake us
                         continue
                     }
+                    idle[profile.name]?.removeFirst()
                     guard try tasks.apply(.dispatch(agentID: agentID), to: task.id, attempt: task.attempt, source: "poller").didApply
                     else { continue }
                     try agents.setState(agentID: agentID, .busy, taskID: task.id, attempt: task.attempt)
@@ -54,7 +60,10 @@ final class Dispatcher {
             }
         }
         hasWaitingClaims = waiting
-        if !dispatched.isEmpty { runtime.wakeSender.nudge("supervisor") }
+        if !dispatched.isEmpty {
+            let wake = runtime.wakeSender
+            db.afterCommit { wake.nudge("supervisor") }
+        }
         for (task, agentID) in dispatched {
             runtime.log.info("dispatched to agent \(agentID)", ["TASK_ID": String(task.id), "ATTEMPT": String(task.attempt),
                                                                 "AGENT_ID": String(agentID), "LANE": task.lane])

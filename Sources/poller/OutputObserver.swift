@@ -69,26 +69,35 @@ final class OutputObserver {
         if format == .plain, !line.isEmpty { state.lastMessage = line }
     }
 
-    /// Consumes up to one batch of new output.
+    /// What `consume` changed in memory, to undo when the transaction around it rolls back.
+    struct Checkpoint {
+        let cursor: Int64
+        let progress: [String: Progress]
+    }
+
+    func checkpoint() -> Checkpoint { Checkpoint(cursor: cursor, progress: progress) }
+
+    func restore(_ checkpoint: Checkpoint) {
+        cursor = checkpoint.cursor
+        progress = checkpoint.progress
+    }
+
+    /// Consumes up to one batch of new output, inside the caller's transaction (the cursor moves
+    /// in the same commit as the effects). On failure the caller restores a checkpoint.
     func consume(batch: Int = 2000) throws -> Report {
         let db = runtime.db
         var report = Report()
         var logLines: [(LogLevel, String, Logger.Fields)] = []
-        let saved = progress
-        do {
-            try db.write {
-                let rows = try AgentStore(db: db).output(after: cursor, limit: batch)
-                guard let last = rows.last else { return }
-                for row in rows { try handle(row, report: &report, log: &logLines) }
-                try CursorStore(db: db).advance(Self.cursorName, to: last.id)
-                cursor = last.id
-                report.moreWaiting = rows.count == batch
-            }
-        } catch {
-            progress = saved  // the transaction rolled back; so does what it taught us
-            throw error
+        try db.write {
+            let rows = try AgentStore(db: db).output(after: cursor, limit: batch)
+            guard let last = rows.last else { return }
+            for row in rows { try handle(row, report: &report, log: &logLines) }
+            try CursorStore(db: db).advance(Self.cursorName, to: last.id)
+            cursor = last.id
+            report.moreWaiting = rows.count == batch
         }
-        for (level, message, fields) in logLines { runtime.log.log(level, message, fields) }
+        let log = runtime.log
+        db.afterCommit { for (level, message, fields) in logLines { log.log(level, message, fields) } }
         return report
     }
 
@@ -96,11 +105,16 @@ final class OutputObserver {
         let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
         var taskID = row.taskID
         var attempt = row.attempt
+        var parsed: AgentEvent?
         // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
         if row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
-           let format = catalog[profileName]?.format, let reference = AgentOutputParser.taskReference(text, format: format) {
-            taskID = reference.taskID
-            attempt = reference.attempt
+           let format = catalog[profileName]?.format {
+            let (event, reference) = AgentOutputParser.parseWithReference(text, format: format)
+            parsed = event
+            if let reference {
+                taskID = reference.taskID
+                attempt = reference.attempt
+            }
         }
         guard let taskID, let attempt, let task = try tasks.task(id: taskID) else { return }
         let fields: Logger.Fields = ["TASK_ID": String(taskID), "ATTEMPT": String(attempt), "AGENT_ID": String(row.agentID), "LANE": task.lane]
@@ -130,22 +144,25 @@ final class OutputObserver {
                                   payload: ["agent_id": .int(row.agentID), "detail": .string(row.line ?? "")])
         case .line:
             let text = row.line ?? ""
-            let event = AgentOutputParser.parse(text, format: format)
+            let event = parsed ?? AgentOutputParser.parse(text, format: format)
             if case .outcome(let outcome) = event {
                 // Results go through apply even when stale: the fence refuses them and keeps the evidence.
                 try finish(change(for: outcome, task: taskID, attempt: attempt, profile: profile), "agent result")
                 return
             }
             guard current else { return }
-            try tasks.touch(id: taskID, attempt: attempt, at: row.at)
             if task.status == .dispatched {
+                // .start sets last_event_at too.
                 try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at)
                 log.append((.info, "agent started working", fields))
+            } else {
+                try tasks.touch(id: taskID, attempt: attempt, at: row.at)
             }
             var state = progress[Self.key(taskID, attempt)] ?? Progress()
             Self.accumulate(&state, line: text, event: event, format: format)
             progress[Self.key(taskID, attempt)] = state
         case .exit:
+            report.idleAgents += 1  // an exited process frees a slot of its profile
             guard current else { return }
             let exit = (try? JSON.parse(row.line ?? "{}")) ?? .object([:])
             let status = exit["status"]?.int64Value

@@ -19,9 +19,20 @@ final class PollerService: SweepingService {
     }
 
     override func sweep() throws {
-        // Output first: results free agents and lanes for the dispatch that follows.
-        let observed = try observer.consume()
-        let dispatched = try dispatcher.dispatchClaimed()
+        // Output first: results free agents and lanes for the dispatch that follows, in the same
+        // transaction (one commit: a freed rpc agent gets its next prompt at once).
+        let saved = observer.checkpoint()
+        var observed = OutputObserver.Report()
+        var dispatched = 0
+        do {
+            try runtime.db.write {
+                observed = try observer.consume()
+                dispatched = try dispatcher.dispatchClaimed()
+            }
+        } catch {
+            observer.restore(saved)  // the transaction rolled back; so does what it taught us
+            throw error
+        }
         let now = MonotonicInstant.now()
         if now.duration(since: lastWatch) >= .milliseconds(250) {
             lastWatch = now

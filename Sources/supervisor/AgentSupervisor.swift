@@ -82,15 +82,42 @@ final class AgentSupervisor {
     /// Executes pending commands in order. Each is answered (done or failed) in the database.
     func processCommands() throws {
         guard !shuttingDown else { return }
+        var cursor: Int64 = 0
+        // Agents whose spawn waits for a free slot: their later commands wait behind it.
+        var waiting: Set<Int64> = []
         while true {
-            let commands = try store.pendingCommands(limit: 256)
-            if commands.isEmpty { return }
-            for command in commands {
+            let commands = try store.pendingCommands(after: cursor, limit: 64)
+            guard let last = commands.last else { return }
+            cursor = last.id
+            var needsCommit = false
+            for command in commands where !executedAwaitingCommit.contains(command.id) {
+                if let agent = command.agentID, waiting.contains(agent) { continue }
+                if command.kind == .spawn, let agent = command.agentID, mustWaitForSlot(command) {
+                    waiting.insert(agent)
+                    continue
+                }
                 let result = execute(command)
-                try store.completeCommand(id: command.id, succeeded: result.ok, result: result.message)
+                // The answer is recorded with the next commit (usually the agent's output a moment
+                // later): one commit instead of two per task. Until then the id is remembered here,
+                // so the command is never executed twice; after a crash, agents are restarted anyway.
+                completions.append((command.id, result.ok, result.message))
+                executedAwaitingCommit.insert(command.id)
+                if command.kind != .prompt { needsCommit = true }
             }
-            flushOutput()
+            if needsCommit { flushOutput() }
         }
+        scheduleFlush(after: .milliseconds(2))
+    }
+
+    private var completions: [(id: Int64, ok: Bool, message: String)] = []
+    private var executedAwaitingCommit: Set<Int64> = []
+
+    /// A spawn over the profile's max_instances waits (stays pending) until an agent of the
+    /// profile exits: a oneshot agent often reports its result a moment before its process ends.
+    private func mustWaitForSlot(_ command: AgentCommand) -> Bool {
+        guard let agentID = command.agentID, let record = try? store.agent(id: agentID),
+              let profile = catalog[record.profile] else { return false }
+        return agents.values.filter { $0.profile.name == profile.name }.count >= profile.maxInstances
     }
 
     private func execute(_ command: AgentCommand) -> (ok: Bool, message: String) {
@@ -121,14 +148,10 @@ final class AgentSupervisor {
         guard let agentID = command.agentID else { return (false, "spawn needs agent_id") }
         func refuse(_ reason: String) -> (ok: Bool, message: String) {
             log.error("cannot spawn agent: \(reason)", ["AGENT_ID": String(agentID), "TASK_ID": command.taskID.map(String.init) ?? ""])
-            runtime.step("record failed spawn") {
-                try runtime.db.write {
-                    try store.recordEnd(agentID: agentID, state: .failed, status: nil, usage: nil, stderrTail: "", error: reason)
-                    queue(AgentOutputRow(agentID: agentID, taskID: command.taskID, attempt: command.taskAttempt,
-                                         kind: .spawnFailed, line: reason))
-                    flushOutput()
-                }
-            }
+            queue(AgentOutputRow(agentID: agentID, taskID: command.taskID, attempt: command.taskAttempt, kind: .spawnFailed, line: reason))
+            flushOutput(also: {
+                try self.store.recordEnd(agentID: agentID, state: .failed, status: nil, usage: nil, stderrTail: "", error: reason)
+            })
             return (false, reason)
         }
         guard agents[agentID] == nil else { return (false, "agent \(agentID) is already running") }
@@ -136,6 +159,15 @@ final class AgentSupervisor {
             return refuse("agent \(agentID) is not waiting to be spawned")
         }
         guard let profile = catalog[record.profile] else { return refuse("unknown profile '\(record.profile)'") }
+        // A spawn that waited for a slot may have outlived its task (canceled, timed out).
+        if let taskID = command.taskID, let attempt = command.taskAttempt,
+           let task = try? TaskStore(db: runtime.db).task(id: taskID), task.attempt != attempt || !task.status.isActive {
+            runtime.step("record skipped spawn") {
+                try store.recordEnd(agentID: agentID, state: .failed, status: nil, usage: nil, stderrTail: "",
+                                    error: "not started: task \(taskID) attempt \(attempt) is no longer active")
+            }
+            return (true, "skipped: the task is no longer active")
+        }
         let live = agents.values.filter { $0.profile.name == profile.name }.count
         guard live < profile.maxInstances else {
             return refuse("profile '\(profile.name)' already runs \(live) of max_instances \(profile.maxInstances)")
@@ -199,10 +231,8 @@ final class AgentSupervisor {
         }
         agent.taskID = command.taskID
         agent.attempt = command.taskAttempt
+        // The dispatcher marked the agent busy in the transaction that queued this prompt.
         writeStdin(agent, Array((line + "\n").utf8), thenClose: false)
-        runtime.step("record busy agent") {
-            try store.setState(agentID: agentID, .busy, taskID: command.taskID, attempt: command.taskAttempt)
-        }
         return (true, "prompt written")
     }
 
@@ -312,29 +342,67 @@ final class AgentSupervisor {
         pendingOutputBytes += row.line?.utf8.count ?? 0
         if pendingOutput.count >= Self.maxPendingRows || pendingOutputBytes >= Self.maxPendingBytes {
             flushOutput()
-        } else if !flushScheduled {
+        } else {
             // At the end of this loop iteration: everything read in one poll round commits together.
-            flushScheduled = true
-            runtime.loop.schedule(after: .zero) { [unowned self] in self.flushOutput() }
+            scheduleFlush(after: .zero)
         }
     }
 
-    /// Commits queued output in one transaction and wakes the poller.
-    func flushOutput() {
+    /// Arranges a flush after `delay`, or sooner if one is already due sooner.
+    private func scheduleFlush(after delay: Duration) {
+        guard !(pendingOutput.isEmpty && completions.isEmpty) else { return }
+        let due = MonotonicInstant.now().adding(delay)
+        if let timer = flushTimer, let existing = flushDue {
+            guard due < existing else { return }
+            runtime.loop.reschedule(timer, after: delay)
+            flushDue = due
+            return
+        }
+        flushScheduled = true
+        flushDue = due
+        flushTimer = runtime.loop.schedule(after: delay) { [unowned self] in
+            self.flushTimer = nil
+            self.flushDue = nil
+            self.flushOutput()
+        }
+    }
+
+    private var flushTimer: EventLoop.Handle?
+    private var flushDue: MonotonicInstant?
+
+    /// Commits queued output and command answers in one transaction (with `also`, when given)
+    /// and wakes the poller. Never nested in another transaction: its buffers are cleared only
+    /// once their rows are committed.
+    func flushOutput(also: (() throws -> Void)? = nil) {
+        precondition(!runtime.db.isInTransaction, "flushOutput must own its transaction")
         flushScheduled = false
-        guard !pendingOutput.isEmpty else { return }
+        if let timer = flushTimer {
+            runtime.loop.cancel(timer)
+            flushTimer = nil
+            flushDue = nil
+        }
+        guard !pendingOutput.isEmpty || !completions.isEmpty || also != nil else { return }
         let rows = pendingOutput
+        let answers = completions
         let ok = runtime.step("append agent output") {
-            try runtime.db.write { try store.append(rows) }
+            try runtime.db.write {
+                try store.append(rows)
+                for answer in answers { try store.completeCommand(id: answer.id, succeeded: answer.ok, result: answer.message) }
+                try also?()
+            }
         }
         if ok {
             pendingOutput.removeAll(keepingCapacity: true)
             pendingOutputBytes = 0
-            runtime.wakeSender.nudge("poller")
-        } else if !flushScheduled {
-            // Keep the rows and try again shortly (the database may be briefly unavailable).
-            flushScheduled = true
-            runtime.loop.schedule(after: .milliseconds(100)) { [unowned self] in self.flushOutput() }
+            completions.removeAll(keepingCapacity: true)
+            for answer in answers { executedAwaitingCommit.remove(answer.id) }
+            if !rows.isEmpty {
+                let wake = runtime.wakeSender
+                runtime.db.afterCommit { wake.nudge("poller") }
+            }
+        } else {
+            // Keep everything and try again shortly (the database may be briefly unavailable).
+            scheduleFlush(after: .milliseconds(100))
         }
     }
 
@@ -378,14 +446,17 @@ final class AgentSupervisor {
             "stderr_tail": .string(String(agent.stderrTail.text.suffix(2048))),
         ]
         queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .exit, line: exitLine.serialized()))
-        runtime.step("record agent exit") {
-            try runtime.db.write {
-                flushOutput()
-                try store.recordEnd(agentID: agent.id, state: .exited, status: status, usage: agent.child.resourceUsage,
-                                    stderrTail: agent.stderrTail.text, error: nil)
-            }
-        }
+        let usage = agent.child.resourceUsage
+        let tail = agent.stderrTail.text
+        flushOutput(also: {
+            try self.store.recordEnd(agentID: agent.id, state: .exited, status: status, usage: usage, stderrTail: tail, error: nil)
+        })
         log.info("agent \(status)", agent.logFields + ["EXIT": "\(status)"])
+        // A slot is free: spawns waiting for one can go now.
+        runtime.loop.schedule(after: .zero) { [weak self] in
+            guard let self else { return }
+            self.runtime.step("agent commands") { try self.processCommands() }
+        }
     }
 
     // MARK: Stopping trees

@@ -37,12 +37,34 @@ public struct AgentOutcome: Sendable, Equatable {
 /// over one line, so tests replay recorded lines and a fuzzer can feed them anything.
 public enum AgentOutputParser {
     public static func parse(_ line: String, format: AgentProfile.OutputFormat) -> AgentEvent {
-        if format == .plain { return .activity(kind: "line") }
+        parseWithReference(line, format: format).event
+    }
+
+    /// The event a line stands for and, where the format carries it, the task and attempt it
+    /// names: one JSON parse for both.
+    public static func parseWithReference(_ line: String, format: AgentProfile.OutputFormat)
+        -> (event: AgentEvent, reference: (taskID: Int64, attempt: Int)?) {
+        if format == .plain { return (.activity(kind: "line"), nil) }
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.isEmpty { return .unparsed(reason: "empty line") }
+        if trimmed.isEmpty { return (.unparsed(reason: "empty line"), nil) }
         guard trimmed.hasPrefix("{"), let json = try? JSON.parse(trimmed), json.objectValue != nil else {
-            return .unparsed(reason: "not a JSON object")
+            return (.unparsed(reason: "not a JSON object"), nil)
         }
+        return (event(json, format: format), reference(json, format: format))
+    }
+
+    static func reference(_ json: JSON, format: AgentProfile.OutputFormat) -> (taskID: Int64, attempt: Int)? {
+        if format == .switchyard, let task = json["task_id"]?.int64Value, let attempt = json["attempt"]?.int64Value {
+            return (task, Int(attempt))
+        }
+        if format == .zot, let id = json["id"]?.stringValue {
+            let parts = id.split(separator: ":")
+            if parts.count == 2, let task = Int64(parts[0]), let attempt = Int(parts[1]) { return (task, attempt) }
+        }
+        return nil
+    }
+
+    static func event(_ json: JSON, format: AgentProfile.OutputFormat) -> AgentEvent {
         let type = json["type"]?.stringValue ?? ""
         switch format {
         case .switchyard: return switchyard(json, type: type)
@@ -56,15 +78,7 @@ public enum AgentOutputParser {
     /// The task and attempt a line names, when the format carries them (Switchyard's own JSONL
     /// has task_id and attempt; zot echoes the request id "TASK:ATTEMPT").
     public static func taskReference(_ line: String, format: AgentProfile.OutputFormat) -> (taskID: Int64, attempt: Int)? {
-        guard format == .switchyard || format == .zot, line.hasPrefix("{"), let json = try? JSON.parse(line) else { return nil }
-        if format == .switchyard, let task = json["task_id"]?.int64Value, let attempt = json["attempt"]?.int64Value {
-            return (task, Int(attempt))
-        }
-        if format == .zot, let id = json["id"]?.stringValue {
-            let parts = id.split(separator: ":")
-            if parts.count == 2, let task = Int64(parts[0]), let attempt = Int(parts[1]) { return (task, attempt) }
-        }
-        return nil
+        parseWithReference(line, format: format).reference
     }
 
     static func usage(_ json: JSON?, input: String, output: String, cacheRead: String, cacheWrite: String?) -> TokenUsage? {

@@ -73,6 +73,13 @@ public struct DispatchPlanner {
         self.catalog = catalog
     }
 
+    /// How many tasks of a profile may be active at once. An rpc profile claims one task ahead per
+    /// agent: the poller hands it to an agent in the same sweep that sees the agent's previous
+    /// result, instead of waiting for a scheduler round trip (claim-ahead keeps warm agents busy).
+    public static func claimCapacity(_ profile: AgentProfile) -> Int {
+        profile.mode == .rpc ? profile.maxInstances * 2 : profile.maxInstances
+    }
+
     /// Capability score of `profile` for a task that requires `required`.
     public static func score(required: [String], capabilities: [String]) -> Double {
         guard !required.isEmpty else { return 1 }
@@ -122,17 +129,31 @@ public struct DispatchPlanner {
             activeByProfile[profile, default: 0] += count
             active += count
         }
+        // A oneshot agent may still be exiting after its task finished: its slot is not free yet.
+        for (profile, live) in try db.query("""
+            SELECT profile, count(*) FROM agents WHERE mode = 'oneshot' AND state IN ('starting', 'idle', 'busy', 'stopping') GROUP BY profile
+            """, map: { ($0.string(0), $0.int(1)) }) {
+            activeByProfile[profile] = max(activeByProfile[profile, default: 0], live)
+        }
         if active >= policy.maxActive { global.append(.globalConcurrencyLimit) }
         let spent = try spentToday(now: now)
         if let budget = policy.dailyBudgetUSD, spent >= budget { global.append(.dailyBudgetReached) }
         let laneLimits = Dictionary(try db.query("SELECT lane, max_active FROM lane_limits", map: { ($0.string(0), $0.int(1)) }),
                                     uniquingKeysWith: { $1 })
 
+        // INDEXED BY: the walk must follow tasks_ready (stops after `limit`); without statistics
+        // the planner may prefer sorting every queued row (https://www.sqlite.org/lang_indexedby.html).
+        // Only as many candidates as free slots could take, with room for some held ones: a sweep
+        // with two free slots need not read two hundred tasks.
+        let free = max(0, policy.maxActive - active)
+        let window = stopAtFirst ? limit : min(limit, free * 4 + 16)
         let queued = try db.query("""
-            SELECT \(TaskRecord.columns) FROM tasks WHERE status = 'queued' AND not_before <= ?1
+            SELECT \(TaskRecord.columns) FROM tasks INDEXED BY tasks_ready WHERE status = 'queued' AND not_before <= ?1
             ORDER BY priority DESC, id LIMIT ?2
-            """, now, limit, map: TaskRecord.decode)
-        let nextNotBefore = try db.scalarInt("SELECT min(not_before) FROM tasks WHERE status = 'queued' AND not_before > ?1", now)
+            """, now, window, map: TaskRecord.decode)
+        let nextNotBefore = try db.scalarInt("""
+            SELECT min(not_before) FROM tasks INDEXED BY tasks_retry_due WHERE status = 'queued' AND not_before > 0 AND not_before > ?1
+            """, now)
 
         var held: [(task: TaskRecord, blockers: [DispatchBlocker])] = []
         var claimable: [DispatchCandidate] = []
@@ -144,7 +165,7 @@ public struct DispatchPlanner {
             let pick = bestProfile(for: task, activeByProfile: activeByProfile)
             if pick == nil { blockers.append(.noMatchingProfile) }
             if activeByLane[task.lane, default: 0] >= laneLimits[task.lane] ?? policy.defaultLaneLimit { blockers.append(.laneBusy) }
-            if let (profile, _) = pick, activeByProfile[profile.name, default: 0] >= profile.maxInstances {
+            if let (profile, _) = pick, activeByProfile[profile.name, default: 0] >= Self.claimCapacity(profile) {
                 blockers.append(.profileAtCapacity)
             }
             if remaining <= 0 { blockers.append(.globalConcurrencyLimit) }

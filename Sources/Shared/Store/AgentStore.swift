@@ -164,11 +164,12 @@ public struct AgentStore {
         return db.lastInsertRowID
     }
 
-    public func pendingCommands(limit: Int = 256) throws -> [AgentCommand] {
+    /// Pending commands with ids above `cursor`, oldest first.
+    public func pendingCommands(after cursor: Int64 = 0, limit: Int = 256) throws -> [AgentCommand] {
         try db.query("""
             SELECT id, kind, agent_id, task_id, task_attempt, payload, requested_by FROM agent_commands
-            WHERE status = 'pending' ORDER BY id LIMIT ?1
-            """, limit) { row in
+            WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2
+            """, cursor, limit) { row in
             guard let kind = AgentCommandKind(rawValue: row.string(1)) else {
                 throw SchemaError(message: "agent command \(row.int64(0)) has unknown kind '\(row.string(1))'")
             }

@@ -27,6 +27,7 @@ public final class Database {
     public let path: String
     private var statementCache: [String: Statement] = [:]
     private var transactionDepth = 0
+    private var afterCommitActions: [() -> Void] = []
 
     public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
         var db: OpaquePointer?
@@ -190,11 +191,26 @@ public final class Database {
         do {
             let result = try body()
             try execute("COMMIT")
+            runAfterCommitActions()
             return result
         } catch {
             if !sqlite3_get_autocommit(handle).isTrue { try? execute("ROLLBACK") }
+            afterCommitActions.removeAll()
             throw error
         }
+    }
+
+    /// Runs `action` once the current transaction commits (at once outside a transaction;
+    /// never if it rolls back). For wake hints: a hint sent before the commit would wake a
+    /// reader that cannot see the new rows yet.
+    public func afterCommit(_ action: @escaping () -> Void) {
+        if transactionDepth == 0 { action() } else { afterCommitActions.append(action) }
+    }
+
+    private func runAfterCommitActions() {
+        let actions = afterCommitActions
+        afterCommitActions.removeAll()
+        for action in actions { action() }
     }
 
     /// Runs `body` in a read transaction, so every query inside sees one snapshot.

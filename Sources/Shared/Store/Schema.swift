@@ -48,8 +48,12 @@ enum Schema {
         cancel_requested   INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
         budget_usd         REAL CHECK (budget_usd IS NULL OR budget_usd >= 0)
     ) STRICT;
-    -- The scheduler's candidates: queued, by priority then age.
-    CREATE INDEX tasks_ready ON tasks (priority DESC, id) WHERE status = 'queued';
+    -- The scheduler's candidates: queued, by priority then age; not_before is in the index so the
+    -- walk in priority order skips tasks waiting for a retry without reading their rows.
+    CREATE INDEX tasks_ready ON tasks (priority DESC, id, not_before) WHERE status = 'queued';
+    -- When the next retry is due, and how many tasks are parked: answered from small indexes.
+    CREATE INDEX tasks_retry_due ON tasks (not_before) WHERE status = 'queued' AND not_before > 0;
+    CREATE INDEX tasks_parked ON tasks (id) WHERE status = 'queued' AND blocked_reason IS NOT NULL;
     -- Lane occupancy and the dashboard's per-status views.
     CREATE INDEX tasks_active_lane ON tasks (lane) WHERE status IN ('claimed', 'dispatched', 'running');
     CREATE INDEX tasks_status ON tasks (status, id);

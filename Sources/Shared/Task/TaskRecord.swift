@@ -44,7 +44,8 @@ public struct TaskRecord: Sendable, Equatable {
         guard let status = TaskStatus(rawValue: statusText) else {
             throw SchemaError(message: "task \(row.int64(0)) has unknown status '\(statusText)'")
         }
-        let capabilities = (try? JSON.parse(row.string(5)))?.arrayValue?.compactMap(\.stringValue) ?? []
+        let capabilitiesText = row.string(5)
+        let capabilities = capabilitiesText == "[]" ? [] : (try? JSON.parse(capabilitiesText))?.arrayValue?.compactMap(\.stringValue) ?? []
         return TaskRecord(
             id: row.int64(0), title: row.string(1), prompt: row.string(2), lane: row.string(3),
             priority: row.int(4), capabilities: capabilities, profile: row.optionalString(6), status: status,
