@@ -272,6 +272,7 @@ final class AgentSupervisor {
         let pause = agent.stdoutBucket.take(Double(lines.count))
         if pause > .zero, let watch = agent.stdoutWatch {
             // Backpressure: stop reading; the full pipe makes the agent wait.
+            log.debug("agent output over its rate: pausing reads for \(pause.short) after \(lines.count) lines", agent.logFields)
             runtime.loop.setEvents(watch, 0)
             runtime.loop.schedule(after: pause) { [weak self, weak agent] in
                 guard let agent, let watch = agent.stdoutWatch else { return }
