@@ -65,11 +65,12 @@ struct BoundedTail {
     var text: String { lines.joined(separator: "\n") }
 }
 
-/// Reads what a nonblocking fd has, up to `limit` bytes, into `body`. Returns false at EOF or
-/// on an error that ends the stream.
-func readAvailable(_ fd: Int32, limit: Int, chunk: inout [UInt8], _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+/// Reads what a nonblocking fd has, up to `limit` bytes or until `stop()` says enough, into
+/// `body`. Returns false at EOF or on an error that ends the stream.
+func readAvailable(_ fd: Int32, limit: Int, chunk: inout [UInt8], stop: () -> Bool = { false },
+                   _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
     var total = 0
-    while total < limit {
+    while total < limit && !stop() {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n > 0 {
             chunk.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }

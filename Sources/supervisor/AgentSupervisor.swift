@@ -252,7 +252,11 @@ final class AgentSupervisor {
     private func readStdout(_ agent: AgentProcess, ignoringRate: Bool = false) {
         guard let fd = agent.child.stdoutFD else { return }
         var lines: [LineSplitter.Line] = []
-        let open = readAvailable(fd, limit: ignoringRate ? Int.max : 256 * 1024, chunk: &chunk) { bytes in
+        // Read no more than the rate allows now: a read that took whatever the pipe held could
+        // overshoot the rate by a whole read when the agent keeps the pipe full.
+        let budget = ignoringRate ? Int.max : max(1, Int(agent.stdoutBucket.available()))
+        let open = readAvailable(fd, limit: ignoringRate ? Int.max : 256 * 1024, chunk: &chunk,
+                                 stop: { lines.count >= budget }) { bytes in
             agent.stdoutSplitter.feed(bytes, into: &lines)
         }
         if !open {

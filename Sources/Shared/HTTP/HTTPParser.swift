@@ -86,7 +86,7 @@ public enum HTTPParser {
                 return .failed(HTTPParseError(400, "Content-Length together with Transfer-Encoding"))  // section 6.3 item 3
             }
             if minor == 0 { return .failed(HTTPParseError(400, "Transfer-Encoding in an HTTP/1.0 request")) }
-            let codings = transferEncodings.flatMap { $0.value.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let codings = transferEncodings.flatMap { $0.value.split(separator: ",") }.map { $0.trimmingOWS.lowercased() }
             guard let last = codings.last, last == "chunked" else {
                 return .failed(HTTPParseError(400, "chunked must be the final transfer coding"))
             }

@@ -39,7 +39,7 @@ public struct HTTPRequest: Sendable, Equatable {
 
     /// RFC 9112 section 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
     public var keepAlive: Bool {
-        let tokens = (header("connection") ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let tokens = (header("connection") ?? "").lowercased().split(separator: ",").map { $0.trimmingOWS }
         if tokens.contains("close") { return false }
         return minorVersion >= 1 || tokens.contains("keep-alive")
     }
@@ -61,4 +61,17 @@ public enum HTTPParseResult: Sendable, Equatable {
     /// More bytes are needed.
     case incomplete
     case failed(HTTPParseError)
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (RFC 9110 OWS). Standard library only, so
+    /// the parser builds on its own for the fuzzer.
+    var trimmingOWS: String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }),
+              let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" }) else { return "" }
+        var result = String.UnicodeScalarView()
+        result.append(contentsOf: scalars[first...last])
+        return String(result)
+    }
 }

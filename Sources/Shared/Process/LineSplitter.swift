@@ -81,6 +81,12 @@ public struct TokenBucket: Sendable {
         return tokens >= 0 ? .zero : .microseconds(Int64(-tokens / rate * 1_000_000))
     }
 
+    /// Tokens available now (may be negative while in debt).
+    public mutating func available(now: MonotonicInstant = .now()) -> Double {
+        refill(now)
+        return tokens
+    }
+
     /// Takes one token if available (for dropping what exceeds the rate).
     public mutating func tryTake(now: MonotonicInstant = .now()) -> Bool {
         refill(now)
