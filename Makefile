@@ -12,7 +12,7 @@ DOCDIR ?= $(PREFIX)/share/doc/switchyard
 BINARIES := switchyard-gate switchyard-scheduler switchyard-poller switchyard-supervisor switchyard-demo-agent
 UNITS := switchyard-gate.service switchyard-scheduler.service switchyard-poller.service switchyard-supervisor.service switchyard.target
 
-.PHONY: all setup build release run test clean install uninstall
+.PHONY: all setup build release run test clean install install-files uninstall
 
 all: build
 
@@ -31,12 +31,18 @@ release: setup
 run: build
 	SWITCHYARD_STATE_DIR=$(STATE) $(SWIFT) run switchyard-supervisor
 
+# Every test: unit specifications, the real executables as processes, a real journald, and a
+# real systemd in a container (the release binaries are installed into it).
 test:
 	@scripts/setup.sh test
+	$(SWIFT) build -c release --static-swift-stdlib
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --disable-swift-testing
 
-install: release
+install: release install-files
+
+# The files only, from binaries already in .build/release (the systemd container test uses this).
+install-files:
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/switchyard $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/usr/lib/tmpfiles.d
 	for b in $(BINARIES); do install -m 0755 .build/release/$$b $(DESTDIR)$(BINDIR)/$$b; done

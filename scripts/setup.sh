@@ -13,6 +13,9 @@ if [ "$purpose" = test ]; then
   # Integration tests: a real journald (systemd), unshare (util-linux), sqlite3 for debugging.
   [ -x /lib/systemd/systemd-journald ] || need_packages+=(systemd)
   command -v unshare >/dev/null 2>&1 || need_packages+=(util-linux)
+  # The real-systemd test: systemd-nspawn and a Debian root built with mmdebstrap.
+  command -v systemd-nspawn >/dev/null 2>&1 || need_packages+=(systemd-container)
+  command -v mmdebstrap >/dev/null 2>&1 || need_packages+=(mmdebstrap)
 fi
 
 if [ ${#need_packages[@]} -gt 0 ]; then

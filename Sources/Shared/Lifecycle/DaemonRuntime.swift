@@ -153,7 +153,8 @@ public final class DaemonRuntime {
             try service.start(self)
         } catch {
             log.error("cannot start: \(error)")
-            exit(error is ConfigurationError ? ExitCode.configError : ExitCode.failure)
+            // Configuration problems (settings, profiles, tokens) exit 78: a restart cannot fix them.
+            exit(error is ConfigurationError || error is ProfileError ? ExitCode.configError : ExitCode.failure)
         }
         lastStatus = service.statusText
         try? ComponentStore(db: db).update(name: component, incarnation: incarnation, state: "ready", statusText: lastStatus)
