@@ -53,6 +53,7 @@ final class GateService: DaemonService {
         registerControlRoutes(&router)
         registerTaskRoutes(&router)
         registerDashboardRoutes(&router)
+        registerBackupRoute(&router)
         router.add("GET", "/openapi.json", .open, "The OpenAPI 3 document of this server") { [unowned self] _ in
             .now(.json(200, self.openAPIDocument()))
         }

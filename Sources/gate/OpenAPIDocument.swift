@@ -81,6 +81,10 @@ extension GateService {
             "GET /control/api/events": RouteSpec(responses: [200: "audit events", 401: "no or bad token"],
                                                  response: object(["ok": boolean, "items": array(ref("AuditEvent")), "next_cursor": nullable(integer)],
                                                                   required: ["ok", "items"]), query: paging),
+            "POST /control/api/backup": RouteSpec(
+                request: object(["requested_by": string]),
+                responses: [200: "a consistent copy was written", 401: "no or bad token", 403: "read-only token", 500: "the copy failed"],
+                response: object(["ok": boolean, "path": string, "bytes": integer, "seconds": number], required: ["ok", "path"])),
             "GET /metrics": RouteSpec(responses: [200: "Prometheus text", 401: "no or bad token"], response: string),
             "GET /openapi.json": RouteSpec(responses: [200: "this document"], response: ["type": "object"]),
             "GET /dashboard": RouteSpec(responses: [200: "HTML", 303: "sign in first", 401: "no session"], response: string,

@@ -253,6 +253,29 @@ final class GateTests: XCTestCase {
         XCTAssertEqual(try call("DELETE", "/control/api/tasks/\(ids[1])").status, 405)
     }
 
+    // MARK: Backup
+
+    func testOnlineBackup_whileWritersRun_isConsistent() throws {
+        let writers = try (1...2).map { worker in
+            try sandbox.start("switchyard-testkit", ["write-load", sandbox.databasePath, String(worker), "3"], logName: "writer\(worker)")
+        }
+        XCTAssertTrue(waitUntil(.seconds(10)) { ((try? Database(path: self.sandbox.databasePath).scalarInt("SELECT count(*) FROM tasks")) ?? nil ?? 0) > 50 })
+        let r = try call("POST", "/control/api/backup", json: ["requested_by": "nightly"])
+        XCTAssertEqual(r.status, 200, r.text)
+        let path = try XCTUnwrap(r.json?["path"]?.stringValue)
+        XCTAssertTrue(path.hasPrefix(sandbox.path + "/state/backups/"))
+        for writer in writers { XCTAssertEqual(writer.wait(timeout: .seconds(30)), .exited(0), "writers were not disturbed") }
+        let copy = try Database(path: path)
+        XCTAssertEqual(try copy.scalarString("PRAGMA integrity_check"), "ok")
+        XCTAssertEqual(try Migrator.currentVersion(of: copy), Migrator.latestVersion)
+        let tasks = try XCTUnwrap(copy.scalarInt("SELECT count(*) FROM tasks"))
+        XCTAssertGreaterThan(tasks, 50)
+        // A consistent snapshot: every task in the copy has its events, and the counters agree.
+        XCTAssertEqual(try copy.scalarInt("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = t.id)"), 0)
+        XCTAssertEqual(try copy.scalarInt("SELECT sum(n) FROM task_counts"), tasks)
+        XCTAssertTrue(try call("GET", "/control/api/events").json?["items"]?.arrayValue?.contains { $0["action"] == "backup" } ?? false)
+    }
+
     // MARK: Dashboard
 
     func testDashboard_loginCookieOriginAndPages() throws {
