@@ -41,7 +41,7 @@ final class GateService: DaemonService {
         mailbox.attach(to: runtime.loop) { [unowned self] item in self.server.complete(token: item.token, with: item.response) }
         // The bound address (useful with port 0) for scripts and tests.
         try? (server.boundAddress + "\n").write(toFile: runtime.configuration.runDirectory + "/gate.address", atomically: true, encoding: .utf8)
-        runtime.log.notice("listening on http://\(server.boundAddress)")
+        runtime.log.notice("listening on http://\(server.boundAddress) (dashboard: http://\(server.boundAddress)/dashboard)")
     }
 
     var statusText: String { "listening on \(server?.boundAddress ?? "?"), \(server?.connectionCount ?? 0) connections" }

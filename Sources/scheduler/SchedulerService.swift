@@ -32,7 +32,8 @@ final class SchedulerService: SweepingService {
         if !report.claimed.isEmpty { runtime.wakeSender.nudge("poller") }
         if !report.spawnedAgents.isEmpty { runtime.wakeSender.nudge("supervisor") }
         lastClaims = report.claimed.count
-        let blockers = report.assessment?.blockers ?? []
+        var blockers = report.assessment?.blockers ?? []
+        if blockers == [DispatchBlocker.noQueuedTasks.rawValue] { blockers = [] }  // an empty queue holds nothing back
         if blockers != lastBlockers {
             runtime.log.notice(blockers.isEmpty ? "dispatch unblocked" : "dispatch held: \(blockers.joined(separator: ", "))")
             lastBlockers = blockers
