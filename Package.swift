@@ -30,6 +30,8 @@ let package = Package(
         .executableTarget(name: "switchyard-demo-agent", dependencies: ["Shared"], path: "Sources/demo-agent"),
         // Benchmarks: `swift run -c release switchyard-bench` prints figures for every target.
         .executableTarget(name: "switchyard-bench", dependencies: ["Shared"], path: "bench"),
+        // The chaos harness: the whole stack under SIGKILL and SIGSTOP, then an audit of the event log.
+        .executableTarget(name: "switchyard-chaos", dependencies: ["Shared"], path: "chaos"),
         // Helper processes for the integration tests (concurrent writers, notify probes). Not installed.
         .executableTarget(name: "switchyard-testkit", dependencies: ["Shared"], path: "Sources/testkit"),
 
