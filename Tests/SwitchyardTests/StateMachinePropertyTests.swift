@@ -47,7 +47,7 @@ final class StateMachinePropertyTests: XCTestCase {
                     } else {
                         XCTAssertEqual(after.attempt, before.attempt, "only a claim moves the attempt")
                     }
-                    XCTAssertTrue(TaskStateMachine.allows(from: before.status, to: TaskChangeTarget.of(change)) , "\(before.status) -> \(change)")
+                    XCTAssertTrue(TaskStateMachine.allows(from: before.status, to: change.target) , "\(before.status) -> \(change)")
                 case .staleAttempt(let current, let status):
                     refusedStale += 1
                     XCTAssertNotEqual(attempt, before.attempt)
@@ -72,21 +72,5 @@ final class StateMachinePropertyTests: XCTestCase {
         XCTAssertGreaterThan(applied, 500)
         XCTAssertGreaterThan(refusedStale, 100)
         XCTAssertGreaterThan(forbidden, 500)
-    }
-}
-
-/// The status a change aims at (mirrors TaskChange.target, which is internal to the store).
-enum TaskChangeTarget {
-    static func of(_ change: TaskChange) -> TaskStatus {
-        switch change {
-        case .claim: return .claimed
-        case .dispatch: return .dispatched
-        case .start: return .running
-        case .succeed, .accept: return .succeeded
-        case .fail: return .failed
-        case .requestReview: return .needsReview
-        case .cancel: return .canceled
-        case .retry: return .queued
-        }
     }
 }

@@ -32,25 +32,12 @@ final class TaskStateMachineTests: XCTestCase {
         .cancel(reason: "operator"), .retry(reason: "operator"), .accept(reason: "looks right"),
     ]
 
-    private static func target(of change: TaskChange) -> TaskStatus {
-        switch change {
-        case .claim: return .claimed
-        case .dispatch: return .dispatched
-        case .start: return .running
-        case .succeed, .accept: return .succeeded
-        case .fail: return .failed
-        case .requestReview: return .needsReview
-        case .cancel: return .canceled
-        case .retry: return .queued
-        }
-    }
-
     func testEveryTransition_appliesExactlyWhenTheStateMachineAllowsIt() throws {
         for from in TaskStatus.allCases {
             for change in Self.changes {
                 let id = try task(in: from)
                 let attempt = from == .queued ? 0 : 1
-                let target = Self.target(of: change)
+                let target = change.target
                 var allowed = TaskStateMachine.allows(from: from, to: target)
                 if case .accept = change { allowed = from == .needsReview }
                 let outcome = try store.apply(change, to: id, attempt: attempt, source: "test")

@@ -13,15 +13,7 @@ public final class WakeChannel {
     /// Binds the listener's socket, replacing a stale one left by a killed predecessor.
     public init(runDirectory: String, name: String) throws {
         path = WakeChannel.path(runDirectory: runDirectory, name: name)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError(call: "socket(AF_UNIX)", errno: errno) }
-        unlink(path)
-        guard clinux_unix_bind(fd, path) == 0 else {
-            let saved = errno
-            close(fd)
-            throw SystemError(call: "bind(\(path))", errno: saved)
-        }
-        self.fd = fd
+        fd = try bindDatagramSocket(path)
     }
 
     deinit {
@@ -61,4 +53,18 @@ public final class WakeSender {
         var byte: UInt8 = 1
         _ = clinux_unix_sendto(fd, WakeChannel.path(runDirectory: runDirectory, name: name), &byte, 1, Int32(MSG_DONTWAIT))
     }
+}
+
+/// A non-blocking unix datagram socket bound to `path`, replacing a stale socket file left by a
+/// killed predecessor.
+func bindDatagramSocket(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw SystemError(call: "socket(AF_UNIX, SOCK_DGRAM)", errno: errno) }
+    unlink(path)
+    guard clinux_unix_bind(fd, path) == 0 else {
+        let saved = errno
+        close(fd)
+        throw SystemError(call: "bind(\(path))", errno: saved)
+    }
+    return fd
 }

@@ -19,7 +19,8 @@ public enum TaskChange: Sendable, Equatable {
     /// Operator: needs_review -> succeeded.
     case accept(reason: String)
 
-    var target: TaskStatus {
+    /// The status this change moves a task to (before any retry decision).
+    public var target: TaskStatus {
         switch self {
         case .claim: return .claimed
         case .dispatch: return .dispatched

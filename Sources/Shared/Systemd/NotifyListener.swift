@@ -23,14 +23,7 @@ public final class NotifyListener {
 
     public init(path: String) throws {
         self.path = path
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError(call: "socket(AF_UNIX, SOCK_DGRAM)", errno: errno) }
-        unlink(path)
-        guard clinux_unix_bind(fd, path) == 0 else {
-            let saved = errno
-            close(fd)
-            throw SystemError(call: "bind(\(path))", errno: saved)
-        }
+        let fd = try bindDatagramSocket(path)
         guard clinux_enable_passcred(fd) == 0 else {
             let saved = errno
             close(fd)
