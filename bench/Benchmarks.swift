@@ -54,7 +54,8 @@ func benchRestart(_ report: Report, rounds: Int) throws {
         samples.append(MonotonicInstant.now().duration(since: t0).secondsDouble)
     }
     let s = Sample(samples)
-    report.add("supervisor", "restart to READY, p50", ms(s.percentile(50)), target: "<= 100 ms")
+    let spawnRatio = report.spawnSeconds.map { String(format: "%.1f bare spawns", s.percentile(50) / $0) } ?? ""
+    report.add("supervisor", "restart to READY, p50", ms(s.percentile(50)), target: "<= 100 ms", ratio: spawnRatio)
     report.add("supervisor", "restart to READY, p99", ms(s.percentile(99)))
     report.add("supervisor", "restart to READY, max", ms(s.max))
 }
@@ -80,7 +81,8 @@ func benchSpawn(_ report: Report, count: Int) throws -> Double {
         try stack.db.scalarInt("SELECT count(*) FROM agents WHERE state = 'exited'") == Int64(count)
     }
     let elapsed = MonotonicInstant.now().duration(since: t0).secondsDouble
-    report.add("supervisor", "agent spawn rate (spawn, exit, reap, record)", rate(Double(count) / elapsed, "agents/s"))
+    report.add("supervisor", "agent spawn rate (spawn, exit, reap, record)", rate(Double(count) / elapsed, "agents/s"),
+               ratio: report.spawnSeconds.map { String(format: "%.0f %% of bare posix_spawn + wait", Double(count) / elapsed * $0 * 100) } ?? "")
     return elapsed / Double(count)
 }
 
@@ -107,7 +109,8 @@ func benchIngest(_ report: Report, agents: Int, linesEach: Int) throws {
     let elapsed = MonotonicInstant.now().duration(since: t0).secondsDouble
     let stored = try stack.db.scalarInt("SELECT count(*) FROM agent_output WHERE kind = 'line'") ?? 0
     let expected = Int64(agents * linesEach)
-    report.add("supervisor", "output ingestion", rate(Double(stored) / elapsed, "lines/s"), target: ">= 100000 lines/s")
+    report.add("supervisor", "output ingestion", rate(Double(stored) / elapsed, "lines/s"), target: ">= 100000 lines/s",
+               ratio: report.perCommit(Double(stored) / elapsed, "lines"))
     report.add("supervisor", "lines stored / lines written", "\(stored) / \(expected)\(stored == expected ? " (nothing lost)" : " (LOST LINES)")")
     if let pid = stack.supervisor?.pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
@@ -146,8 +149,10 @@ func benchDispatchLatency(_ report: Report, rounds: Int) throws {
     }
     guard samples.count == rounds else { throw BenchError("only \(samples.count) of \(rounds) arrivals recorded") }
     let s = Sample(samples)
-    report.add("dispatch", "intake commit -> prompt on agent stdin, p50", ms(s.percentile(50)), target: "<= 2 ms")
-    report.add("dispatch", "intake commit -> prompt on agent stdin, p99", ms(s.percentile(99)), target: "<= 10 ms")
+    report.add("dispatch", "intake commit -> prompt on agent stdin, p50", ms(s.percentile(50)), target: "<= 2 ms",
+               ratio: report.commits(s.percentile(50)))
+    report.add("dispatch", "intake commit -> prompt on agent stdin, p99", ms(s.percentile(99)), target: "<= 10 ms",
+               ratio: report.commits(s.percentile(99)))
 }
 
 /// End-to-end throughput: submit N tasks, wait for all results.
@@ -185,7 +190,8 @@ func benchThroughput(_ report: Report, tasks count: Int, profile: String, label:
         try stack.db.scalarInt("SELECT n FROM task_counts WHERE status = 'succeeded'") == before + Int64(count)
     }
     let elapsed = MonotonicInstant.now().duration(since: t0).secondsDouble
-    report.add("dispatch", "throughput, \(label), synchronous=\(ProcessInfo.processInfo.environment["BENCH_SYNCHRONOUS"] ?? "FULL")", rate(Double(count) / elapsed, "tasks/s"), target: target)
+    report.add("dispatch", "throughput, \(label), synchronous=\(ProcessInfo.processInfo.environment["BENCH_SYNCHRONOUS"] ?? "FULL")",
+               rate(Double(count) / elapsed, "tasks/s"), target: target, ratio: report.perCommit(Double(count) / elapsed, "tasks"))
     let cpuAfter = cpuByCommand()
     let spent = cpuAfter.map { ($0.key, $0.value - (cpuBefore[$0.key] ?? 0)) }.filter { $0.1 > 0.01 }.sorted { $0.1 > $1.1 }
     report.add("dispatch", "CPU seconds per 1000 tasks (\(label))",
@@ -266,7 +272,7 @@ func benchStatus(_ report: Report, tasks: Int, seconds: Double, connections: Int
     let s = Sample(collector.latencies)
     report.add("gate", "GET /control/api/status, \(tasks) tasks: requests/s", rate(Double(s.values.count) / seconds, "req/s"))
     report.add("gate", "GET /control/api/status latency p50", ms(s.percentile(50)))
-    report.add("gate", "GET /control/api/status latency p99", ms(s.percentile(99)), target: "<= 5 ms")
+    report.add("gate", "GET /control/api/status latency p99", ms(s.percentile(99)), target: "<= 5 ms", ratio: report.commits(s.percentile(99)))
     report.add("gate", "status response size", "\(collector.bytes) bytes")
 }
 

@@ -47,6 +47,15 @@ final class BenchStack {
         request.stderr = .descriptor(log)
         let child = try ChildProcess.spawn(request)
         if binary == "switchyard-supervisor" { supervisor = child } else { extraProcesses.append(child) }
+        do {
+            try waitReady(binary, expectReady)
+        } catch {
+            let log = (try? String(contentsOfFile: directory + "/\(binary).log", encoding: .utf8)) ?? ""
+            throw BenchError("\(error); last lines of \(binary).log:\n\(log.suffix(2000))")
+        }
+    }
+
+    private func waitReady(_ binary: String, _ expectReady: Int) throws {
         try waitFor("\(binary) ready", timeout: .seconds(60)) {
             if db == nil, FileManager.default.fileExists(atPath: directory + "/state/switchyard.db") {
                 db = try? Database(path: directory + "/state/switchyard.db")
@@ -111,17 +120,32 @@ func cpuSeconds(_ pid: Int32) -> Double {
 
 /// Results, printed as they come and collected for the report.
 final class Report {
-    var rows: [(section: String, name: String, value: String, target: String)] = []
+    var rows: [(section: String, name: String, value: String, target: String, ratio: String)] = []
+    /// Physical limits measured in this run (seconds per bare commit, per bare spawn).
+    var commitSeconds: Double?
+    var spawnSeconds: Double?
 
-    func add(_ section: String, _ name: String, _ value: String, target: String = "") {
-        rows.append((section, name, value, target))
-        print("  \(name): \(value)\(target.isEmpty ? "" : "   (target \(target))")")
+    func add(_ section: String, _ name: String, _ value: String, target: String = "", ratio: String = "") {
+        rows.append((section, name, value, target, ratio))
+        print("  \(name): \(value)\(target.isEmpty ? "" : "   (target \(target))")\(ratio.isEmpty ? "" : "   [\(ratio)]")")
         fflush(nil)
     }
 
-    func markdown(machine: String) -> String {
-        var text = "| section | figure | value | target |\n|---|---|---|---|\n"
-        for row in rows { text += "| \(row.section) | \(row.name) | \(row.value) | \(row.target) |\n" }
+    /// A latency as a multiple of the bare commit time.
+    func commits(_ seconds: Double) -> String {
+        guard let c = commitSeconds else { return "" }
+        return String(format: "%.1f bare commits", seconds / c)
+    }
+
+    /// A rate per second as a fraction of the bare commit rate.
+    func perCommit(_ rate: Double, _ unit: String) -> String {
+        guard let c = commitSeconds else { return "" }
+        return String(format: "%.2f %@ per bare commit time", rate * c, unit)
+    }
+
+    func table() -> String {
+        var text = "| section | figure | value | target | as a ratio to the limits |\n|---|---|---|---|---|\n"
+        for row in rows { text += "| \(row.section) | \(row.name) | \(row.value) | \(row.target) | \(row.ratio) |\n" }
         return text
     }
 }

@@ -8,6 +8,8 @@ extension GateService {
         var responses: [Int: String]
         var response: JSON = ref("Ok")
         var query: [(String, JSON, String)] = []
+        /// Error statuses whose body is `response` rather than the generic Error.
+        var errorsWithResponseBody: Set<Int> = []
     }
 
     static func ref(_ name: String) -> JSON { ["$ref": .string("#/components/schemas/\(name)")] }
@@ -46,7 +48,7 @@ extension GateService {
             "POST /control/dispatch-next": RouteSpec(
                 request: object(["dry_run": boolean, "requested_by": string]),
                 responses: [200: "decision", 401: "no or bad token", 403: "read-only token", 409: "paused or in maintenance (live)",
-                            501: "live dispatch is not enabled"], response: ref("DispatchDecision")),
+                            501: "live dispatch is not enabled"], response: ref("DispatchDecision"), errorsWithResponseBody: [409, 501]),
             "POST /control/pause": RouteSpec(request: object(["reason": string, "paused_by": string, "maintenance_mode": boolean]),
                                              responses: [200: "paused", 400: "invalid field", 401: "no or bad token", 403: "read-only token"],
                                              response: ref("FlagsChange")),
@@ -187,7 +189,7 @@ extension GateService {
             }
             var responses: [String: JSON] = [:]
             for (code, description) in spec.responses {
-                let schema = code < 400 ? spec.response : Self.ref("Error")
+                let schema = code < 400 || spec.errorsWithResponseBody.contains(code) ? spec.response : Self.ref("Error")
                 let type = code < 400 && (route.pattern.hasPrefix("/dashboard") || route.pattern == "/metrics")
                     ? (route.pattern == "/metrics" ? "text/plain" : "text/html") : "application/json"
                 responses[String(code)] = code == 303 ? ["description": .string(description)]
