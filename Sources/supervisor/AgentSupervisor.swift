@@ -9,16 +9,18 @@ import Shared
 final class AgentSupervisor {
     let runtime: DaemonRuntime
     let catalog: ProfileCatalog
-    private(set) var agents: [Int64: AgentProcess] = [:]
-    private var pendingOutput: [AgentOutputRow] = []
-    private var pendingOutputBytes = 0
-    private var flushScheduled = false
-    private var shuttingDown = false
-    private var chunk = [UInt8](repeating: 0, count: 65_536)
+    var agents: [Int64: AgentProcess] = [:]
+    var pendingOutput: [AgentOutputRow] = []
+    var pendingOutputBytes = 0
+    var flushScheduled = false
+    var flushTimer: EventLoop.Handle?
+    var flushDue: MonotonicInstant?
+    var shuttingDown = false
+    var chunk = [UInt8](repeating: 0, count: 65_536)
     /// Pids the component supervisor owns: the orphan sweep must never reap them.
     var trackedComponentPids: () -> Set<pid_t> = { [] }
-    private var log: Logger { runtime.log }
-    private var store: AgentStore { AgentStore(db: runtime.db) }
+    var log: Logger { runtime.log }
+    var store: AgentStore { AgentStore(db: runtime.db) }
 
     /// Flush early when this much output is waiting (bounds memory between loop iterations).
     static let maxPendingRows = 8192
@@ -47,7 +49,7 @@ final class AgentSupervisor {
     /// pipes died with it). Each is identified by pid AND start time (never the pid alone, which
     /// may have been reused), its tree is killed, and its task is handed to the retry policy
     /// through a `lost` output row.
-    private func recoverPreviousIncarnation() throws {
+    func recoverPreviousIncarnation() throws {
         let incarnation = runtime.incarnation
         let stale = try store.liveAgents().filter { $0.supervisorIncarnation != nil && $0.supervisorIncarnation != incarnation }
         guard !stale.isEmpty else { return }
@@ -109,18 +111,18 @@ final class AgentSupervisor {
         scheduleFlush(after: .milliseconds(2))
     }
 
-    private var completions: [(id: Int64, ok: Bool, message: String)] = []
-    private var executedAwaitingCommit: Set<Int64> = []
+    var completions: [(id: Int64, ok: Bool, message: String)] = []
+    var executedAwaitingCommit: Set<Int64> = []
 
     /// A spawn over the profile's max_instances waits (stays pending) until an agent of the
     /// profile exits: a oneshot agent often reports its result a moment before its process ends.
-    private func mustWaitForSlot(_ command: AgentCommand) -> Bool {
+    func mustWaitForSlot(_ command: AgentCommand) -> Bool {
         guard let agentID = command.agentID, let record = try? store.agent(id: agentID),
               let profile = catalog[record.profile] else { return false }
         return agents.values.filter { $0.profile.name == profile.name }.count >= profile.maxInstances
     }
 
-    private func execute(_ command: AgentCommand) -> (ok: Bool, message: String) {
+    func execute(_ command: AgentCommand) -> (ok: Bool, message: String) {
         switch command.kind {
         case .spawn: return spawn(command)
         case .prompt: return prompt(command)
@@ -144,7 +146,7 @@ final class AgentSupervisor {
         }
     }
 
-    private func spawn(_ command: AgentCommand) -> (ok: Bool, message: String) {
+    func spawn(_ command: AgentCommand) -> (ok: Bool, message: String) {
         guard let agentID = command.agentID else { return (false, "spawn needs agent_id") }
         func refuse(_ reason: String) -> (ok: Bool, message: String) {
             log.error("cannot spawn agent: \(reason)", ["AGENT_ID": String(agentID), "TASK_ID": command.taskID.map(String.init) ?? ""])
@@ -218,7 +220,7 @@ final class AgentSupervisor {
         return (true, "pid \(child.pid)")
     }
 
-    private func prompt(_ command: AgentCommand) -> (ok: Bool, message: String) {
+    func prompt(_ command: AgentCommand) -> (ok: Bool, message: String) {
         guard let agentID = command.agentID, let agent = agents[agentID], !agent.stopRequested,
               agent.child.stdinFD != nil else {
             // The dispatcher is waiting for this prompt to land: tell it the agent is gone.
@@ -234,298 +236,6 @@ final class AgentSupervisor {
         // The dispatcher marked the agent busy in the transaction that queued this prompt.
         writeStdin(agent, Array((line + "\n").utf8), thenClose: false)
         return (true, "prompt written")
-    }
-
-    // MARK: Pipes
-
-    private func watch(_ agent: AgentProcess) {
-        let loop = runtime.loop
-        if let fd = agent.child.stdoutFD {
-            agent.stdoutWatch = loop.watch(fd: fd) { [unowned self, unowned agent] _ in self.readStdout(agent) }
-        }
-        if let fd = agent.child.stderrFD {
-            agent.stderrWatch = loop.watch(fd: fd) { [unowned self, unowned agent] _ in self.readStderr(agent) }
-        }
-        agent.exitWatch = loop.watch(fd: agent.child.pidfd) { [unowned self, unowned agent] _ in self.agentExited(agent) }
-    }
-
-    private func readStdout(_ agent: AgentProcess, ignoringRate: Bool = false) {
-        guard let fd = agent.child.stdoutFD else { return }
-        var lines: [LineSplitter.Line] = []
-        // Read no more than the rate allows now: a read that took whatever the pipe held could
-        // overshoot the rate by a whole read when the agent keeps the pipe full.
-        let budget = ignoringRate ? Int.max : max(1, Int(agent.stdoutBucket.available()))
-        let open = readAvailable(fd, limit: ignoringRate ? Int.max : 256 * 1024, chunk: &chunk,
-                                 stop: { lines.count >= budget }) { bytes in
-            agent.stdoutSplitter.feed(bytes, into: &lines)
-        }
-        if !open {
-            agent.stdoutSplitter.finish(into: &lines)
-            if let watch = agent.stdoutWatch { runtime.loop.unwatch(watch) }
-            agent.stdoutWatch = nil
-            agent.child.closeStdout()
-        }
-        for line in lines {
-            queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .line,
-                                 line: line.text, truncated: line.truncated))
-            if line.truncated {
-                log.warning("agent output line truncated at \(agent.profile.maxLineBytes) bytes", agent.logFields)
-            }
-        }
-        guard open, !ignoringRate, !lines.isEmpty else { return }
-        let pause = agent.stdoutBucket.take(Double(lines.count))
-        if pause > .zero, let watch = agent.stdoutWatch {
-            // Backpressure: stop reading; the full pipe makes the agent wait.
-            log.debug("agent output over its rate: pausing reads for \(pause.short) after \(lines.count) lines", agent.logFields)
-            runtime.loop.setEvents(watch, 0)
-            runtime.loop.schedule(after: pause) { [weak self, weak agent] in
-                guard let agent, let watch = agent.stdoutWatch else { return }
-                self?.runtime.loop.setEvents(watch, Int16(POLLIN))
-            }
-        }
-    }
-
-    private func readStderr(_ agent: AgentProcess) {
-        guard let fd = agent.child.stderrFD else { return }
-        var lines: [LineSplitter.Line] = []
-        let open = readAvailable(fd, limit: 256 * 1024, chunk: &chunk) { bytes in
-            agent.stderrSplitter.feed(bytes, into: &lines)
-        }
-        if !open {
-            agent.stderrSplitter.finish(into: &lines)
-            if let watch = agent.stderrWatch { runtime.loop.unwatch(watch) }
-            agent.stderrWatch = nil
-            agent.child.closeStderr()
-        }
-        for line in lines {
-            agent.stderrTail.append(line.text)
-            agent.stderrTailDirty = true
-            if agent.journalBucket.tryTake() {
-                if agent.suppressedStderrLines > 0 {
-                    log.warning("\(agent.suppressedStderrLines) agent stderr lines not forwarded (rate limit)", agent.logFields)
-                    agent.suppressedStderrLines = 0
-                }
-                log.info(line.text, agent.logFields + ["STREAM": "stderr"])
-            } else {
-                agent.suppressedStderrLines += 1
-            }
-        }
-    }
-
-    private func writeStdin(_ agent: AgentProcess, _ bytes: [UInt8], thenClose: Bool) {
-        agent.pendingStdin.append(contentsOf: bytes)
-        flushStdin(agent, closeWhenDone: thenClose)
-    }
-
-    private func flushStdin(_ agent: AgentProcess, closeWhenDone: Bool) {
-        guard let fd = agent.child.stdinFD else { agent.pendingStdin.removeAll(); return }
-        while !agent.pendingStdin.isEmpty {
-            let n = agent.pendingStdin.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n > 0 { agent.pendingStdin.removeFirst(n); continue }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && errno == EAGAIN {
-                if agent.stdinWatch == nil {
-                    agent.stdinWatch = runtime.loop.watch(fd: fd, events: Int16(POLLOUT)) { [unowned self, unowned agent] _ in
-                        self.flushStdin(agent, closeWhenDone: closeWhenDone)
-                    }
-                }
-                return
-            }
-            // EPIPE: the agent closed its stdin or died; its exit will tell the rest.
-            log.warning("cannot write to agent stdin: \(String(cString: strerror(errno)))", agent.logFields)
-            agent.pendingStdin.removeAll()
-            break
-        }
-        if let watch = agent.stdinWatch { runtime.loop.unwatch(watch); agent.stdinWatch = nil }
-        if closeWhenDone { agent.child.closeStdin() }
-    }
-
-    // MARK: Output batches
-
-    private func queue(_ row: AgentOutputRow) {
-        pendingOutput.append(row)
-        pendingOutputBytes += row.line?.utf8.count ?? 0
-        if pendingOutput.count >= Self.maxPendingRows || pendingOutputBytes >= Self.maxPendingBytes {
-            flushOutput()
-        } else {
-            // At the end of this loop iteration: everything read in one poll round commits together.
-            scheduleFlush(after: .zero)
-        }
-    }
-
-    /// Arranges a flush after `delay`, or sooner if one is already due sooner.
-    private func scheduleFlush(after delay: Duration) {
-        guard !(pendingOutput.isEmpty && completions.isEmpty) else { return }
-        let due = MonotonicInstant.now().adding(delay)
-        if let timer = flushTimer, let existing = flushDue {
-            guard due < existing else { return }
-            runtime.loop.reschedule(timer, after: delay)
-            flushDue = due
-            return
-        }
-        flushScheduled = true
-        flushDue = due
-        flushTimer = runtime.loop.schedule(after: delay) { [unowned self] in
-            self.flushTimer = nil
-            self.flushDue = nil
-            self.flushOutput()
-        }
-    }
-
-    private var flushTimer: EventLoop.Handle?
-    private var flushDue: MonotonicInstant?
-
-    /// Commits queued output and command answers in one transaction (with `also`, when given)
-    /// and wakes the poller. Never nested in another transaction: its buffers are cleared only
-    /// once their rows are committed.
-    func flushOutput(also: (() throws -> Void)? = nil) {
-        precondition(!runtime.db.isInTransaction, "flushOutput must own its transaction")
-        flushScheduled = false
-        if let timer = flushTimer {
-            runtime.loop.cancel(timer)
-            flushTimer = nil
-            flushDue = nil
-        }
-        guard !pendingOutput.isEmpty || !completions.isEmpty || also != nil else { return }
-        let rows = pendingOutput
-        let answers = completions
-        let ok = runtime.step("append agent output") {
-            try runtime.db.write {
-                try store.append(rows)
-                for answer in answers { try store.completeCommand(id: answer.id, succeeded: answer.ok, result: answer.message) }
-                try also?()
-            }
-        }
-        if ok {
-            pendingOutput.removeAll(keepingCapacity: true)
-            pendingOutputBytes = 0
-            completions.removeAll(keepingCapacity: true)
-            for answer in answers { executedAwaitingCommit.remove(answer.id) }
-            if !rows.isEmpty {
-                let wake = runtime.wakeSender
-                runtime.db.afterCommit { wake.nudge("poller") }
-            }
-        } else {
-            // Keep everything and try again shortly (the database may be briefly unavailable).
-            scheduleFlush(after: .milliseconds(100))
-        }
-    }
-
-    private func flushStderrTails() {
-        let dirty = agents.values.filter(\.stderrTailDirty)
-        guard !dirty.isEmpty else { return }
-        runtime.step("save stderr tails") {
-            try runtime.db.write {
-                for agent in dirty { try store.updateStderrTail(agentID: agent.id, agent.stderrTail.text) }
-            }
-            for agent in dirty { agent.stderrTailDirty = false }
-        }
-    }
-
-    // MARK: Exit
-
-    private func agentExited(_ agent: AgentProcess) {
-        guard agent.child.exitStatus == nil, agent.child.pidfd >= 0 else { return }
-        // Whatever is still in the pipes belongs before the exit record.
-        readStdout(agent, ignoringRate: true)
-        readStderr(agent)
-        var lines: [LineSplitter.Line] = []
-        agent.stdoutSplitter.finish(into: &lines)
-        for line in lines {
-            queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .line,
-                                 line: line.text, truncated: line.truncated))
-        }
-        // The agent's helpers must not outlive it: kill its group while the zombie still holds
-        // the group id (so the number cannot have been reused), and adopted escapees.
-        kill(-agent.child.pid, SIGKILL)
-        killAdoptedDescendants(of: agent.id)
-        guard let status = agent.child.reapIfExited() else { return }
-        for watch in [agent.stdoutWatch, agent.stderrWatch, agent.stdinWatch, agent.exitWatch].compactMap({ $0 }) {
-            runtime.loop.unwatch(watch)
-        }
-        agents[agent.id] = nil
-        let exitLine: JSON = [
-            "status": status.exitCode.map { JSON.int(Int64($0)) } ?? .null,
-            "signal": status.signal.map { JSON.int(Int64($0)) } ?? .null,
-            "stop_requested": .bool(agent.stopRequested),
-            "stderr_tail": .string(String(agent.stderrTail.text.suffix(2048))),
-        ]
-        queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .exit, line: exitLine.serialized()))
-        let usage = agent.child.resourceUsage
-        let tail = agent.stderrTail.text
-        flushOutput(also: {
-            try self.store.recordEnd(agentID: agent.id, state: .exited, status: status, usage: usage, stderrTail: tail, error: nil)
-        })
-        log.info("agent \(status)", agent.logFields + ["EXIT": "\(status)"])
-        // A slot is free: spawns waiting for one can go now.
-        runtime.loop.schedule(after: .zero) { [weak self] in
-            guard let self else { return }
-            self.runtime.step("agent commands") { try self.processCommands() }
-        }
-    }
-
-    // MARK: Stopping trees
-
-    /// The stop ladder for one agent: SIGTERM to its whole tree, SIGKILL after `grace`.
-    func stop(_ agent: AgentProcess, grace: Duration, reason: String) {
-        guard !agent.stopRequested else { return }
-        agent.stopRequested = true
-        log.info("stopping agent: \(reason)", agent.logFields)
-        runtime.step("record stopping agent") {
-            try runtime.db.run("UPDATE agents SET state = 'stopping' WHERE id = ?1 AND state IN ('starting','idle','busy')", agent.id)
-        }
-        signalTree(agent, SIGTERM)
-        runtime.loop.schedule(after: grace) { [weak self, weak agent] in
-            guard let self, let agent, agent.child.exitStatus == nil else { return }
-            self.log.warning("agent ignored SIGTERM for \(grace.short): SIGKILL", agent.logFields)
-            self.signalTree(agent, SIGKILL)
-        }
-    }
-
-    /// Signals the agent's process group, every descendant (found through /proc, which catches
-    /// children that left the group with setsid), and adopted orphans carrying its marker.
-    private func signalTree(_ agent: AgentProcess, _ signal: Int32) {
-        let table = ProcessTable.all()
-        let descendants = Set(ProcessTable.descendants(of: agent.child.pid, in: table))
-        agent.child.signalGroup(signal)
-        agent.child.signal(signal)
-        for entry in table where descendants.contains(entry.pid) {
-            ProcessTable.signal(entry.pid, startTime: entry.startTime, signal)
-        }
-        killAdoptedDescendants(of: agent.id, signal: signal)
-    }
-
-    /// Processes reparented to us (we are a child subreaper) that carry `agentID`'s marker.
-    private func killAdoptedDescendants(of agentID: Int64, signal: Int32 = SIGKILL) {
-        let marker = String(agentID)
-        for pid in adoptedOrphans() {
-            guard let entry = ProcessTable.entry(pid), entry.state != "Z",
-                  ProcessTable.environmentValue(pid, "SWITCHYARD_AGENT_ID") == marker else { continue }
-            ProcessTable.signal(pid, startTime: entry.startTime, signal)
-        }
-    }
-
-    /// Our children that we did not start ourselves: descendants of agents whose parent died.
-    private func adoptedOrphans() -> [pid_t] {
-        let tracked = Set(agents.values.map(\.child.pid)).union(trackedComponentPids())
-        return ProcessTable.children(of: getpid()).filter { !tracked.contains($0) }
-    }
-
-    /// Reaps adopted orphans that exited and kills those whose agent is gone.
-    func sweepOrphans() {
-        for pid in adoptedOrphans() {
-            guard let entry = ProcessTable.entry(pid) else { continue }
-            if entry.state == "Z" {
-                var status: Int32 = 0
-                waitpid(pid, &status, WNOHANG)
-                continue
-            }
-            if let marker = ProcessTable.environmentValue(pid, "SWITCHYARD_AGENT_ID"), let agentID = Int64(marker),
-               agents[agentID] == nil {
-                log.info("killing a leftover process of finished agent \(agentID)", ["AGENT_ID": marker, "PID": String(pid)])
-                ProcessTable.signal(pid, startTime: entry.startTime, SIGKILL)
-            }
-        }
     }
 
     // MARK: Shutdown
