@@ -67,16 +67,8 @@ func benchSpawn(_ report: Report, count: Int) throws -> Double {
         {"name": "true", "argv": ["/bin/true"], "mode": "oneshot", "format": "plain", "max_instances": 1000}
         """)
     try stack.start(arguments: ["--agents-only"], expectReady: 1)
-    let profile = AgentProfile(name: "true", argv: ["/bin/true"], mode: .oneshot, format: .plain)
     let t0 = MonotonicInstant.now()
-    try stack.db.write {
-        let store = AgentStore(db: stack.db)
-        for _ in 0..<count {
-            let id = try store.createAgent(profile: profile)
-            try store.enqueue(.spawn, agentID: id, requestedBy: "bench")
-        }
-    }
-    stack.nudge("supervisor")
+    try queueSpawns(stack, AgentProfile(name: "true", argv: ["/bin/true"], mode: .oneshot, format: .plain), count: count)
     try waitFor("all agents exited", timeout: .seconds(120), poll: .milliseconds(1)) {
         try stack.db.scalarInt("SELECT count(*) FROM agents WHERE state = 'exited'") == Int64(count)
     }
@@ -93,16 +85,8 @@ func benchIngest(_ report: Report, agents: Int, linesEach: Int) throws {
         {"name": "seq", "argv": ["/usr/bin/seq", "1", "\(linesEach)"], "mode": "oneshot", "format": "plain", "max_instances": 1000, "max_lines_per_second": 10000000}
         """)
     try stack.start(arguments: ["--agents-only"], expectReady: 1)
-    let profile = AgentProfile(name: "seq", argv: ["/usr/bin/seq"], mode: .oneshot, format: .plain)
     let t0 = MonotonicInstant.now()
-    try stack.db.write {
-        let store = AgentStore(db: stack.db)
-        for _ in 0..<agents {
-            let id = try store.createAgent(profile: profile)
-            try store.enqueue(.spawn, agentID: id, requestedBy: "bench")
-        }
-    }
-    stack.nudge("supervisor")
+    try queueSpawns(stack, AgentProfile(name: "seq", argv: ["/usr/bin/seq"], mode: .oneshot, format: .plain), count: agents)
     try waitFor("all agents exited", timeout: .seconds(300), poll: .milliseconds(2)) {
         try stack.db.scalarInt("SELECT count(*) FROM agents WHERE state = 'exited'") == Int64(agents)
     }
@@ -241,7 +225,7 @@ func benchStatus(_ report: Report, tasks: Int, seconds: Double, connections: Int
         var latencies: [Double] = []
         var bytes = 0
         do {
-            let fd = try connectTCP(host: host, port: port)
+            let fd = try HTTPClient.openConnection(host: host, port: port)
             defer { close(fd) }
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while MonotonicInstant.now() < deadline {
@@ -292,17 +276,17 @@ func findHeadEnd(_ bytes: [UInt8]) -> Int? {
     return nil
 }
 
-func connectTCP(host: String, port: UInt16) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = port.bigEndian
-    inet_pton(AF_INET, host, &addr.sin_addr)
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0 else { throw BenchError("connect failed: \(errno)") }
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(4))
-    return fd
+
+/// Asks the supervisor for `count` agents of `profile` in one transaction, as the poller does.
+func queueSpawns(_ stack: BenchStack, _ profile: AgentProfile, count: Int) throws {
+    try stack.db.write {
+        let store = AgentStore(db: stack.db)
+        for _ in 0..<count {
+            let id = try store.createAgent(profile: profile)
+            try store.enqueue(.spawn, agentID: id, requestedBy: "bench")
+        }
+    }
+    stack.nudge("supervisor")
 }
 
 /// CPU seconds of every visible process, summed by command name.

@@ -372,14 +372,7 @@ final class GateTests: XCTestCase {
 
     private func connectRaw() throws -> Int32 {
         let (host, port, _) = try HTTPClient.parseURL(base)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw SystemError(call: "connect", errno: errno) }
-        return fd
+        return try HTTPClient.openConnection(host: host, port: port)
     }
 
     private func readAvailable(_ fd: Int32) -> String {

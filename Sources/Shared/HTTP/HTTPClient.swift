@@ -55,6 +55,16 @@ public enum HTTPClient {
         return try parseResponse(raw)
     }
 
+    /// A connected, blocking TCP socket (TCP_NODELAY) for callers that speak HTTP themselves
+    /// (load generators, tests that send raw bytes).
+    public static func openConnection(host: String, port: UInt16, timeout: Duration = .seconds(3)) throws -> Int32 {
+        let fd = try connect(host: host, port: port, deadline: MonotonicInstant.now().adding(timeout))
+        _ = clinux_set_nodelay(fd)
+        let flags = clinux_fcntl_getfl(fd)
+        _ = clinux_fcntl_setfl(fd, flags & ~O_NONBLOCK)
+        return fd
+    }
+
     static func connect(host: String, port: UInt16, deadline: MonotonicInstant) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
