@@ -157,7 +157,12 @@ final class ChaosRun {
         let db = try self.db
         var targets: [(label: String, pid: Int32, startTime: Int64?)] = []
         for (name, pid) in try db.query("SELECT name, pid FROM components WHERE state = 'ready' AND pid IS NOT NULL AND name != 'supervisor'", map: { ($0.string(0), Int32($0.int64(1))) }) {
-            if let entry = ProcessTable.entry(pid), entry.ppid == supervisor?.pid { targets.append((name, pid, entry.startTime)) }
+            // The row may be stale: the pid must still be that component (an agent, also a child of
+            // the supervisor, may have been given the number since).
+            guard let entry = ProcessTable.entry(pid), entry.ppid == supervisor?.pid,
+                  let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+                  comm.hasPrefix("switchyard-" + name.prefix(4)) else { continue }
+            targets.append((name, pid, entry.startTime))
         }
         if let supervisor { targets.append(("supervisor", supervisor.pid, ProcessTable.startTime(of: supervisor.pid))) }
         for (pid, start) in try db.query("SELECT pid, process_start_time FROM agents WHERE state IN ('idle', 'busy') AND pid IS NOT NULL", map: { (Int32($0.int64(0)), $0.optionalInt64(1)) }) {

@@ -191,12 +191,26 @@ final class DispatchChainTests: XCTestCase {
         for i in 0..<100 {
             ids.append(try stack.submit("task \(i) @work=\(10 + i % 4 * 10)", lane: "lane\(i % 4)", capabilities: [i % 2 == 0 ? "code" : "shell"]))
         }
+        var killedIncarnation: [String: Int64] = [:]
         for (round, name) in ["scheduler", "poller", "scheduler", "poller"].enumerated() {
             XCTAssertTrue(waitUntil(.seconds(30)) {
                 (try? stack.db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'succeeded'")) ?? 0 >= Int64(15 * (round + 1))
             }, stack.log)
-            let pid = try XCTUnwrap(stack.componentPid(name))
-            XCTAssertEqual(kill(pid, SIGKILL), 0)
+            // The component must be back (a new incarnation, ready) before it is killed again, and
+            // the pid must still be its own: a stale pid could by now belong to an agent.
+            var target: (pid: Int32, incarnation: Int64)?
+            XCTAssertTrue(try waitUntil(.seconds(10)) {
+                guard let row = try stack.db.queryOne("SELECT pid, incarnation FROM components WHERE name = ?1 AND state = 'ready'", name,
+                                                      map: { (Int32($0.int64(0)), $0.int64(1)) }),
+                      row.1 > killedIncarnation[name, default: 0],
+                      let comm = try? String(contentsOfFile: "/proc/\(row.0)/comm", encoding: .utf8),
+                      comm.hasPrefix("switchyard-" + name.prefix(4)) else { return false }
+                target = row
+                return true
+            })
+            let victim = try XCTUnwrap(target)
+            XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+            killedIncarnation[name] = victim.incarnation
         }
         XCTAssertTrue(stack.waitFor(ids, timeout: .seconds(120)), stack.log)
         for id in ids {
