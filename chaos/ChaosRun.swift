@@ -59,6 +59,8 @@ final class ChaosRun {
     var accepted: [String: Int64] = [:]
     var kills: [String: Int] = [:]
     var stops = 0
+    /// Set when something went wrong: the state folder is evidence.
+    var keepDirectory = false
 
     init(options: ChaosOptions) throws {
         self.options = options
@@ -74,7 +76,7 @@ final class ChaosRun {
             supervisor.signal(SIGTERM)
             if supervisor.wait(timeout: .seconds(30)) == nil { supervisor.signalGroup(SIGKILL); supervisor.signal(SIGKILL); _ = supervisor.wait() }
         }
-        if !options.keep { try? FileManager.default.removeItem(atPath: directory) }
+        if !options.keep && !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     var db: Database { get throws { try Database(path: directory + "/state/switchyard.db") } }
@@ -132,8 +134,8 @@ final class ChaosRun {
         var request = SpawnRequest(executable: BinaryLocation.directory + "/switchyard-supervisor", environment: environment)
         request.stdout = .descriptor(log)
         request.stderr = .descriptor(log)
-        supervisor = try ChildProcess.spawn(request)
         try? FileManager.default.removeItem(atPath: directory + "/state/run/gate.address")
+        supervisor = try ChildProcess.spawn(request)
         let deadline = MonotonicInstant.now().adding(.seconds(30))
         while MonotonicInstant.now() < deadline {
             if let address = try? String(contentsOfFile: directory + "/state/run/gate.address", encoding: .utf8), !address.isEmpty {
@@ -142,7 +144,9 @@ final class ChaosRun {
             }
             usleep(20_000)
         }
-        throw ChaosError("the stack did not start: see \(directory)/stack.log")
+        let text = (try? String(contentsOfFile: directory + "/stack.log", encoding: .utf8)) ?? ""
+        keepDirectory = true
+        throw ChaosError("the stack did not start within 30 s (state kept in \(directory)); last lines of stack.log:\n\(text.suffix(3000))")
     }
 
     /// What systemd would do for the top process: start it again when it dies.

@@ -87,6 +87,7 @@ final class ComponentSupervisor {
 
     func start() throws {
         guard !components.isEmpty else { return }
+        killLeftoversOfEarlierSupervisor()
         for component in components {
             let path = binaryPath(component.name)
             guard access(path, X_OK) == 0 else {
@@ -104,6 +105,26 @@ final class ComponentSupervisor {
     }
 
     func binaryPath(_ name: String) -> String { settings.binaryDirectory + "/switchyard-" + name }
+
+    /// Components launched by an earlier supervisor of this database normally stop with it
+    /// (PR_SET_PDEATHSIG). One that was stopped (SIGSTOP) when it died cannot: the signal waits,
+    /// and if it froze inside a write transaction it holds the database's write lock for ever.
+    /// Such leftovers are killed before anything starts: SIGKILL works on stopped processes. A
+    /// process is only taken for a leftover if it is one of our components (its command), was
+    /// launched by a supervisor, and uses this same state folder and database.
+    private func killLeftoversOfEarlierSupervisor() {
+        let env = runtime.configuration.environment
+        for entry in ProcessTable.all() where entry.pid != getpid() && entry.ppid != getpid() {
+            guard let comm = try? String(contentsOfFile: "/proc/\(entry.pid)/comm", encoding: .utf8),
+                  components.contains(where: { comm.hasPrefix("switchyard-" + $0.name.prefix(4)) }),
+                  ProcessTable.environmentValue(entry.pid, "SWITCHYARD_SUPERVISOR_PID") != nil,
+                  ProcessTable.environmentValue(entry.pid, "SWITCHYARD_STATE_DIR") == env["SWITCHYARD_STATE_DIR"],
+                  ProcessTable.environmentValue(entry.pid, "SWITCHYARD_DB") == env["SWITCHYARD_DB"] else { continue }
+            log.warning("killing a component left over by an earlier supervisor", ["CHILD_PID": String(entry.pid),
+                                                                                 "STATE": String(entry.state)])
+            ProcessTable.signal(entry.pid, startTime: entry.startTime, SIGKILL)
+        }
+    }
 
     var summary: String {
         components.map { "\($0.name) \($0.stateName)" }.joined(separator: ", ")

@@ -110,6 +110,26 @@ final class ComponentSupervisionTests: XCTestCase {
         XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM components WHERE state = 'stopped'"), 4)
     }
 
+    func testStoppedComponentOfAKilledSupervisor_isKilledByTheNextOne() throws {
+        let sandbox = Sandbox()
+        let (supervisor, db) = try startSupervisor(sandbox)
+        let frozen = try XCTUnwrap(componentRow(db, "scheduler")).pid
+        // A stopped component ignores its death signal; had it frozen inside a write transaction,
+        // it would hold the database's write lock for as long as it lives.
+        XCTAssertEqual(kill(frozen, SIGSTOP), 0)
+        XCTAssertEqual(kill(supervisor.pid, SIGKILL), 0)
+        _ = supervisor.wait(timeout: .seconds(10))
+        XCTAssertTrue(isAlive(frozen), "a stopped process cannot act on its death signal")
+        let next = try sandbox.start("switchyard-supervisor", logName: "supervisor2")
+        XCTAssertTrue(waitUntil(.seconds(20)) { !self.isAlive(frozen) }, "the leftover is killed: \(sandbox.read("supervisor2.err"))")
+        XCTAssertTrue(try waitUntil(.seconds(20)) {
+            (try self.componentRow(db, "scheduler")).map { $0.state == "ready" && $0.pid != frozen } ?? false
+        })
+        XCTAssertTrue(sandbox.read("supervisor2.err").contains("left over by an earlier supervisor"))
+        next.signal(SIGTERM)
+        XCTAssertEqual(next.wait(timeout: .seconds(30)), .exited(0))
+    }
+
     func testComponentsOption_selectsASubset() throws {
         let sandbox = Sandbox()
         let supervisor = try sandbox.start("switchyard-supervisor", ["--components", "scheduler"])
