@@ -42,3 +42,16 @@ final class JSONTests: XCTestCase {
         XCTAssertNil(Timestamp.parseISO8601("2026-01-01 00:00:00"))
     }
 }
+
+final class JSONNumberTests: XCTestCase {
+    /// Found by the agent-output fuzzer: 1310E0 parsed as a double, serialised as 1310, and came
+    /// back as an integer that did not compare equal.
+    func testNumbers_compareByValue_andRoundTrip() throws {
+        XCTAssertEqual(try JSON.parse("1310E0"), try JSON.parse("1310"))
+        let value = try JSON.parse("1310E0")
+        XCTAssertEqual(try JSON.parse(value.serialized()), value)
+        XCTAssertNotEqual(try JSON.parse("1310.5"), try JSON.parse("1310"))
+        XCTAssertEqual(JSON.double(1e300), JSON.double(1e300))
+        XCTAssertNotEqual(JSON.int(Int64.max), JSON.double(9.3e18))
+    }
+}

@@ -1,6 +1,6 @@
 /// A JSON value. Parsing and serialising are pure functions over bytes, so the HTTP layer, the
 /// agent-output parsers and fuzzers share one well-tested implementation with explicit limits.
-public enum JSON: Sendable, Equatable {
+public enum JSON: Sendable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -34,6 +34,24 @@ public enum JSON: Sendable, Equatable {
         case .int(let i): return Double(i)
         case .double(let d): return d
         default: return nil
+        }
+    }
+}
+
+extension JSON: Equatable {
+    /// Numbers compare by value: 1310, 1310.0 and 1310E0 are the same JSON number (and serialise
+    /// to the same canonical text).
+    public static func == (a: JSON, b: JSON) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.double(let x), .double(let y)): return x == y
+        case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y && y.rounded() == y && abs(y) < 9.2e18 && Int64(y) == x
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)): return x == y
+        default: return false
         }
     }
 }
