@@ -29,7 +29,8 @@ do {
     if wants("ingest") { try benchIngest(report, agents: 50, linesEach: quick ? 4000 : 20000) }
     if wants("latency") { try benchDispatchLatency(report, rounds: quick ? 50 : 300) }
     if wants("throughput") {
-        try benchThroughput(report, tasks: quick ? 1000 : 5000, profile: "rpc", label: "8 warm no-op rpc agents", target: ">= 2000 tasks/s")
+        let rpcAgents = ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"] ?? "8"
+        try benchThroughput(report, tasks: quick ? 1000 : 5000, profile: "rpc", label: "\(rpcAgents) warm no-op rpc agents", target: ">= 2000 tasks/s")
         try benchThroughput(report, tasks: quick ? 200 : 1000, profile: "oneshot", label: "oneshot agents (8 at a time)", target: "")
     }
     if wants("idle") { try benchIdle(report, seconds: quick ? 10 : 60) }

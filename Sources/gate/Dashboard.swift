@@ -193,10 +193,8 @@ enum DashboardPage {
 
     static func main(status: JSON, tab: Tab, rows: JSON, canAct: Bool) -> String {
         let safe = status["dispatch_safe"]?.boolValue ?? false
-        var blockers = status["dispatch_blockers"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        // An empty queue holds nothing back: show it as ready, with nothing to do.
-        let idle = blockers == [DispatchBlocker.noQueuedTasks.rawValue]
-        if idle { blockers = [] }
+        let idle = status["dispatch_idle"]?.boolValue ?? false
+        let blockers = idle ? [] : (status["dispatch_blockers"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         let counts = status["counts"]
         func count(_ name: String) -> Int64 { counts?[name]?.int64Value ?? 0 }
         var html = "<div class=\"banner \(safe || idle ? "ready" : "hold")\">\(safe || idle ? "Ready to dispatch" : "Hold dispatch")"

@@ -149,7 +149,7 @@ extension GateService {
                 "ok": boolean, "service": string, "timestamp": time, "flags": ref("Flags"), "paused": boolean, "maintenance_mode": boolean,
                 "auto_dispatch": boolean, "live_dispatch_enabled": boolean, "counts": ["type": "object", "additionalProperties": integer],
                 "active_items": array(["type": "object"]), "next_candidate": nullable(["type": "object"]), "dispatch_safe": boolean,
-                "dispatch_blockers": array(string), "components": array(ref("Component")), "agents": ["type": "object"],
+                "dispatch_idle": boolean, "dispatch_blockers": array(string), "components": array(ref("Component")), "agents": ["type": "object"],
                 "budget": ["type": "object"], "limits": ["type": "object"], "host": ["type": "object"], "warnings": array(string),
             ], required: ["ok", "flags", "counts", "dispatch_safe", "dispatch_blockers", "components"]),
             "QueueHealth": object([

@@ -92,6 +92,7 @@ extension GateService {
                 "active_items": .array(active),
                 "next_candidate": candidate,
                 "dispatch_safe": .bool(assessment.dispatchSafe),
+                "dispatch_idle": .bool(assessment.isIdle),
                 "dispatch_blockers": JSON(assessment.blockers),
                 "components": .array(components.map { $0.json(now: now) }),
                 "agents": ["live": .int(agentStates.reduce(0) { $0 + $1.1 }),
@@ -198,6 +199,8 @@ extension GateService {
         }
         metric("switchyard_gate_connections", "gauge", "Open HTTP connections.")
         out += "switchyard_gate_connections \(server.connectionCount)\n"
+        metric("switchyard_gate_rejected_connections_total", "counter", "Connections refused (503) at the connection cap.")
+        out += "switchyard_gate_rejected_connections_total \(server.rejectedConnections)\n"
         return out
     }
 }

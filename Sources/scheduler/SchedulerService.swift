@@ -32,8 +32,7 @@ final class SchedulerService: SweepingService {
         if !report.claimed.isEmpty { runtime.wakeSender.nudge("poller") }
         if !report.spawnedAgents.isEmpty { runtime.wakeSender.nudge("supervisor") }
         lastClaims = report.claimed.count
-        var blockers = report.assessment?.blockers ?? []
-        if blockers == [DispatchBlocker.noQueuedTasks.rawValue] { blockers = [] }  // an empty queue holds nothing back
+        let blockers = report.assessment.map { $0.isIdle ? [] : $0.blockers } ?? []
         if blockers != lastBlockers {
             runtime.log.notice(blockers.isEmpty ? "dispatch unblocked" : "dispatch held: \(blockers.joined(separator: ", "))")
             lastBlockers = blockers

@@ -19,20 +19,31 @@ extension AgentSupervisor {
         agent.exitWatch = loop.watch(fd: agent.child.pidfd) { [unowned self, unowned agent] _ in self.agentExited(agent) }
     }
 
+    /// The lines a pipe has now (at most `budget` lines within `limit` bytes); at end of file, the
+    /// unfinished last line too. `open` is false at end of file.
+    func readLines(_ fd: Int32, _ splitter: inout LineSplitter, limit: Int, budget: Int = .max)
+        -> (lines: [LineSplitter.Line], open: Bool) {
+        var lines: [LineSplitter.Line] = []
+        let open = readAvailable(fd, limit: limit, chunk: &chunk, stop: { lines.count >= budget }) { bytes in
+            splitter.feed(bytes, into: &lines)
+        }
+        if !open { splitter.finish(into: &lines) }
+        return (lines, open)
+    }
+
+    func unwatch(_ handle: inout EventLoop.Handle?) {
+        if let watch = handle { runtime.loop.unwatch(watch) }
+        handle = nil
+    }
+
     func readStdout(_ agent: AgentProcess, ignoringRate: Bool = false) {
         guard let fd = agent.child.stdoutFD else { return }
-        var lines: [LineSplitter.Line] = []
         // Read no more than the rate allows now: a read that took whatever the pipe held could
         // overshoot the rate by a whole read when the agent keeps the pipe full.
         let budget = ignoringRate ? Int.max : max(1, Int(agent.stdoutBucket.available()))
-        let open = readAvailable(fd, limit: ignoringRate ? Int.max : 256 * 1024, chunk: &chunk,
-                                 stop: { lines.count >= budget }) { bytes in
-            agent.stdoutSplitter.feed(bytes, into: &lines)
-        }
+        let (lines, open) = readLines(fd, &agent.stdoutSplitter, limit: ignoringRate ? Int.max : 256 * 1024, budget: budget)
         if !open {
-            agent.stdoutSplitter.finish(into: &lines)
-            if let watch = agent.stdoutWatch { runtime.loop.unwatch(watch) }
-            agent.stdoutWatch = nil
+            unwatch(&agent.stdoutWatch)
             agent.child.closeStdout()
         }
         for line in lines {
@@ -57,14 +68,9 @@ extension AgentSupervisor {
 
     func readStderr(_ agent: AgentProcess) {
         guard let fd = agent.child.stderrFD else { return }
-        var lines: [LineSplitter.Line] = []
-        let open = readAvailable(fd, limit: 256 * 1024, chunk: &chunk) { bytes in
-            agent.stderrSplitter.feed(bytes, into: &lines)
-        }
+        let (lines, open) = readLines(fd, &agent.stderrSplitter, limit: 256 * 1024)
         if !open {
-            agent.stderrSplitter.finish(into: &lines)
-            if let watch = agent.stderrWatch { runtime.loop.unwatch(watch) }
-            agent.stderrWatch = nil
+            unwatch(&agent.stderrWatch)
             agent.child.closeStderr()
         }
         for line in lines {

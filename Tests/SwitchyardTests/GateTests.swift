@@ -153,6 +153,8 @@ final class GateTests: XCTestCase {
                       "counts", "active_items", "next_candidate", "components", "agents", "budget", "warnings"] {
             XCTAssertNotNil(status[field], "status has \(field)")
         }
+        XCTAssertEqual(status["dispatch_idle"], true, "an empty queue is idle, not held")
+        XCTAssertEqual(status["dispatch_blockers"], ["no_queued_tasks"])
         XCTAssertNotNil(try call("GET", "/control/api/queue-health").json?["stalled"])
 
         let preflight = try call("POST", "/control/api/preflight", json: [
@@ -338,6 +340,9 @@ final class GateTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(refused, 40)
         // The idle ones are closed by the server; then it serves again, though the flooder never closed anything.
         XCTAssertTrue(waitUntil(.seconds(10)) { (try? self.call("GET", "/healthz", token: nil).status) == 200 })
+        let metrics = try call("GET", "/metrics").text
+        let rejected = metrics.split(separator: "\n").first { $0.hasPrefix("switchyard_gate_rejected_connections_total ") }
+        XCTAssertGreaterThanOrEqual(Int(rejected?.split(separator: " ").last ?? "") ?? 0, 40, "the refusals are visible in /metrics")
         let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(gate.pid)/fd").count
         XCTAssertLessThan(fds, 60, "the gate holds no descriptor per flood connection")
     }

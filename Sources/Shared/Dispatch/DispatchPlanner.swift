@@ -48,6 +48,9 @@ public struct DispatchAssessment: Sendable {
 
     public var dispatchSafe: Bool { globalBlockers.isEmpty && candidate != nil }
 
+    /// Nothing is queued and nothing blocks: idle, not held (no_queued_tasks is then the only blocker).
+    public var isIdle: Bool { globalBlockers.isEmpty && candidate == nil && held.isEmpty }
+
     /// All blockers, as the status API reports them: global ones, then the reasons the head of
     /// the queue is held when nothing can be claimed.
     public var blockers: [String] {

@@ -55,7 +55,7 @@ public final class HTTPServer {
     private var nextToken = 1
     private var buffer = [UInt8](repeating: 0, count: 65_536)
     public private(set) var boundAddress = ""
-    public private(set) var requestsServed = 0
+    /// Connections answered 503 and closed because the cap was reached.
     public private(set) var rejectedConnections = 0
 
     public init(limits: HTTPLimits, loop: EventLoop, log: Logger, handler: @escaping Handler) {
@@ -247,7 +247,6 @@ public final class HTTPServer {
         case .complete(let request, let consumed):
             connection.input.removeFirst(consumed)
             connection.headDeadline = connection.input.isEmpty ? nil : MonotonicInstant.now().adding(limits.headerReadTimeout)
-            requestsServed += 1
             let info = HTTPConnectionInfo(id: connection.id, peer: connection.peer)
             switch handler(request, info) {
             case .now(let response):

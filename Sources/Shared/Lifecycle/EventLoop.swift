@@ -27,8 +27,6 @@ public final class EventLoop {
     private var timers: [Handle: Timer] = [:]
     private var nextHandle: Handle = 1
     private var stopped = false
-    /// Completed poll iterations; lets the watchdog tell a live loop from a wedged one.
-    public private(set) var iterations: UInt64 = 0
 
     public init() {}
 
@@ -98,7 +96,6 @@ public final class EventLoop {
             }
         }
         fireDueTimers()
-        iterations &+= 1
     }
 
     private func fireDueTimers() {

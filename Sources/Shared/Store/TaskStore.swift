@@ -139,7 +139,6 @@ public struct TaskStore {
         // cannot write over a row that moved.
         let fence = "WHERE id = ?1 AND attempt = ?2 AND status = ?3"
         var changed = 0
-        var finalStatus = change.target
         var finalAttempt = attempt
         var payload: [String: JSON] = ["from": .string(status.rawValue)]
         switch change {
@@ -197,8 +196,7 @@ public struct TaskStore {
             throw SchemaError(message: "task \(id) moved under a write lock (fence failed); refusing to continue")
         }
         try appendEvent(task: id, attempt: finalAttempt, kind: change.eventKind, source: source, at: now, payload: payload)
-        if change.target == .queued { finalStatus = .queued }
-        return .applied(status: finalStatus, attempt: finalAttempt)
+        return .applied(status: change.target, attempt: finalAttempt)
     }
 
     private func finish(_ id: Int64, _ attempt: Int, _ status: TaskStatus, to target: TaskStatus,
