@@ -169,7 +169,7 @@ public final class DaemonRuntime {
 
         notifier.stopping(status: "stopped")
         try? ComponentStore(db: db).update(name: component, incarnation: incarnation, state: "stopped", statusText: "stopped")
-        log.notice("stopped")
+        log.notice("stopped", db.writeStatistics.fields)
         exit(ExitCode.success)
     }
 

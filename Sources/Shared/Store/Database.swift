@@ -21,6 +21,25 @@ public struct DatabaseOptions: Sendable {
     }
 }
 
+/// Where a connection's write transactions spent their time: waiting for the write lock, running
+/// the body, and committing (the WAL sync). Totals since the connection opened.
+public struct WriteStatistics: Sendable, Equatable {
+    public var transactions = 0
+    public var lockWaitNanoseconds: UInt64 = 0
+    public var bodyNanoseconds: UInt64 = 0
+    public var commitNanoseconds: UInt64 = 0
+
+    public init() {}
+
+    /// Log fields, in milliseconds.
+    public var fields: Logger.Fields {
+        ["DB_WRITE_TRANSACTIONS": String(transactions),
+         "DB_LOCK_WAIT_MS": String(lockWaitNanoseconds / 1_000_000),
+         "DB_WRITE_BODY_MS": String(bodyNanoseconds / 1_000_000),
+         "DB_COMMIT_MS": String(commitNanoseconds / 1_000_000)]
+    }
+}
+
 /// One SQLite connection. Not Sendable: it is owned by one thread (each daemon's event loop).
 public final class Database {
     let handle: OpaquePointer
@@ -28,6 +47,7 @@ public final class Database {
     private var statementCache: [String: Statement] = [:]
     private var transactionDepth = 0
     private var afterCommitActions: [() -> Void] = []
+    public private(set) var writeStatistics = WriteStatistics()
 
     public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
         var db: OpaquePointer?
@@ -80,7 +100,7 @@ public final class Database {
         if !options.readOnly {
             // journal_mode answers the mode actually in force; anything but "wal" (a read-only
             // medium, a VFS without shared memory) would break the readers-never-block design.
-            let mode = try scalarString("PRAGMA journal_mode=WAL")
+            let mode = try switchToWAL(deadline: MonotonicInstant.now().adding(.milliseconds(Int64(options.busyTimeoutMilliseconds))))
             guard mode?.lowercased() == "wal" else {
                 throw SQLiteError(extendedCode: SQLITE_ERROR,
                                   message: "journal_mode=WAL was refused (got \(mode ?? "nothing")); Switchyard needs WAL",
@@ -92,6 +112,23 @@ public final class Database {
         // Keep temporary b-trees in memory and the WAL from growing without bound between checkpoints.
         try execute("PRAGMA temp_store=MEMORY")
         try execute("PRAGMA journal_size_limit=67108864")
+        // Every commit by another process empties this connection's page cache (WAL mode), so each
+        // transaction would pread() again every page it touches; mapped pages of the main file cost
+        // no system call (https://www.sqlite.org/mmap.html). SQLite only reads through the map.
+        try execute("PRAGMA mmap_size=268435456")
+    }
+
+    /// PRAGMA journal_mode=WAL on a new database needs every other connection out of the file, and
+    /// SQLite answers SQLITE_BUSY at once instead of calling the busy handler: several daemons
+    /// starting together on a fresh database race here. Retried until the deadline.
+    private func switchToWAL(deadline: MonotonicInstant) throws -> String? {
+        while true {
+            do {
+                return try scalarString("PRAGMA journal_mode=WAL")
+            } catch let error as SQLiteError where error.isBusy && MonotonicInstant.now() < deadline {
+                usleep(2_000)
+            }
+        }
     }
 
     func error(code: Int32, sql: String?) -> SQLiteError {
@@ -185,12 +222,20 @@ public final class Database {
             defer { transactionDepth -= 1 }
             return try body()
         }
+        let requested = MonotonicInstant.now()
         try execute("BEGIN IMMEDIATE")
+        let locked = MonotonicInstant.now()
         transactionDepth = 1
         defer { transactionDepth = 0 }
         do {
             let result = try body()
+            let committing = MonotonicInstant.now()
             try execute("COMMIT")
+            let committed = MonotonicInstant.now()
+            writeStatistics.transactions += 1
+            writeStatistics.lockWaitNanoseconds += locked.nanoseconds - requested.nanoseconds
+            writeStatistics.bodyNanoseconds += committing.nanoseconds - locked.nanoseconds
+            writeStatistics.commitNanoseconds += committed.nanoseconds - committing.nanoseconds
             runAfterCommitActions()
             return result
         } catch {
