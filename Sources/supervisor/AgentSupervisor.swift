@@ -228,7 +228,7 @@ final class AgentSupervisor {
                                  kind: .lost, line: "prompt for an agent that is not running"))
             return (false, "no such live agent with an open stdin")
         }
-        guard let line = command.payload["line"]?.stringValue, !line.contains("\n") else {
+        guard let line = command.payload["line"]?.stringValue, !line.utf8.contains(0x0a) else {
             return (false, "payload.line must be one line of text")
         }
         agent.taskID = command.taskID

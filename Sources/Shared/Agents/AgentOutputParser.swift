@@ -45,9 +45,11 @@ public enum AgentOutputParser {
     public static func parseWithReference(_ line: String, format: AgentProfile.OutputFormat)
         -> (event: AgentEvent, reference: (taskID: Int64, attempt: Int)?) {
         if format == .plain { return (.activity(kind: "line"), nil) }
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.isEmpty { return (.unparsed(reason: "empty line"), nil) }
-        guard trimmed.hasPrefix("{"), let json = try? JSON.parse(trimmed), json.objectValue != nil else {
+        // JSON.parse skips JSON whitespace around the value; the first other byte decides.
+        guard let first = line.utf8.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0d && $0 != 0x0a }) else {
+            return (.unparsed(reason: "empty line"), nil)
+        }
+        guard first == UInt8(ascii: "{"), let json = try? JSON.parse(line), json.objectValue != nil else {
             return (.unparsed(reason: "not a JSON object"), nil)
         }
         return (event(json, format: format), reference(json, format: format))

@@ -41,15 +41,19 @@ public struct Logger: Sendable {
         public static func + (a: Fields, b: Fields) -> Fields { Fields(a.pairs + b.pairs) }
     }
 
-    public func debug(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.debug, message(), fields) }
-    public func info(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.info, message(), fields) }
-    public func notice(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.notice, message(), fields) }
-    public func warning(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.warning, message(), fields) }
-    public func error(_ message: @autoclosure () -> String, _ fields: Fields = [:]) { log(.error, message(), fields) }
+    public func debug(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) { log(.debug, message(), fields()) }
+    public func info(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) { log(.info, message(), fields()) }
+    public func notice(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) { log(.notice, message(), fields()) }
+    public func warning(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) { log(.warning, message(), fields()) }
+    public func error(_ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) { log(.error, message(), fields()) }
 
-    public func log(_ level: LogLevel, _ message: @autoclosure () -> String, _ fields: Fields = [:]) {
+    /// Whether a line at `level` would be written (callers skip building what would be dropped).
+    public func isEnabled(_ level: LogLevel) -> Bool { level >= minimumLevel }
+
+    public func log(_ level: LogLevel, _ message: @autoclosure () -> String, _ fields: @autoclosure () -> Fields = [:]) {
         guard level >= minimumLevel else { return }
         let text = message()
+        let fields = fields()
         if useJournal {
             var entries: [(String, String)] = [
                 ("MESSAGE", text), ("PRIORITY", String(level.syslogPriority)),
