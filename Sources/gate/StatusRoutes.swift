@@ -185,8 +185,13 @@ extension GateService {
             metric("switchyard_spent_today_usd", "gauge", "Cost recorded since 00:00 UTC.")
             out += "switchyard_spent_today_usd \(try planner.spentToday(now: now))\n"
             metric("switchyard_dispatch_latency_seconds", "histogram", "From a task becoming due to its dispatch to an agent.")
-            let buckets = try db.query("SELECT le, count FROM dispatch_latency ORDER BY le") { ($0.double(0), $0.int64(1)) }
-            for (le, count) in buckets where le.isFinite { out += "switchyard_dispatch_latency_seconds_bucket{le=\"\(le)\"} \(count)\n" }
+            // Stored per bucket; Prometheus buckets are cumulative.
+            let buckets = try db.query("SELECT le, count FROM dispatch_latency_buckets ORDER BY le") { ($0.double(0), $0.int64(1)) }
+            var cumulative: Int64 = 0
+            for (le, count) in buckets where le.isFinite {
+                cumulative += count
+                out += "switchyard_dispatch_latency_seconds_bucket{le=\"\(le)\"} \(cumulative)\n"
+            }
             let total = try db.queryOne("SELECT count, sum_seconds FROM dispatch_latency_totals WHERE id = 1") { ($0.int64(0), $0.double(1)) } ?? (0, 0)
             out += "switchyard_dispatch_latency_seconds_bucket{le=\"+Inf\"} \(total.0)\n"
             out += "switchyard_dispatch_latency_seconds_sum \(total.1)\n"

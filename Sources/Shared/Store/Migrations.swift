@@ -16,7 +16,7 @@ public struct SchemaError: Error, CustomStringConvertible, Sendable {
 
 public enum Migrator {
     /// Every migration, in order. Never edit a released one: add a new step.
-    public static let migrations: [Migration] = [Schema.v1]
+    public static let migrations: [Migration] = [Schema.v1, Schema.v2]
 
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
 
