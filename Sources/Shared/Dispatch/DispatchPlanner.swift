@@ -146,14 +146,28 @@ public struct DispatchPlanner {
 
         // INDEXED BY: the walk must follow tasks_ready (stops after `limit`); without statistics
         // the planner may prefer sorting every queued row (https://www.sqlite.org/lang_indexedby.html).
-        // Only as many candidates as free slots could take, with room for some held ones: a sweep
-        // with two free slots need not read two hundred tasks.
-        let free = max(0, policy.maxActive - active)
-        let window = stopAtFirst ? limit : min(limit, free * 4 + 16)
-        let queued = try db.query("""
-            SELECT \(TaskRecord.columns) FROM tasks INDEXED BY tasks_ready WHERE status = 'queued' AND not_before <= ?1
-            ORDER BY priority DESC, id LIMIT ?2
-            """, now, window, map: TaskRecord.decode)
+        let queued: [TaskRecord]
+        if stopAtFirst {
+            // Assessment (status, dispatch-next): the head of the queue, held tasks included, so
+            // the answer can say why each is held.
+            queued = try db.query("""
+                SELECT \(TaskRecord.columns) FROM tasks INDEXED BY tasks_ready WHERE status = 'queued' AND not_before <= ?1
+                ORDER BY priority DESC, id LIMIT ?2
+                """, now, limit, map: TaskRecord.decode)
+        } else {
+            // Claiming: only as many candidates as free slots could take, with some room for held
+            // ones, and none from lanes already at their limit (skipped by SQLite without being
+            // decoded, so a busy lane at the head of the queue cannot hide the work behind it).
+            let profileRoom = catalog.profiles.reduce(0) { $0 + max(0, Self.claimCapacity($1) - activeByProfile[$1.name, default: 0]) }
+            let free = max(0, min(policy.maxActive - active, profileRoom))
+            var busyLanes: [JSON] = []
+            for (lane, count) in activeByLane where count >= laneLimits[lane] ?? policy.defaultLaneLimit { busyLanes.append(.string(lane)) }
+            queued = try db.query("""
+                SELECT \(TaskRecord.columns) FROM tasks INDEXED BY tasks_ready WHERE status = 'queued' AND not_before <= ?1
+                    AND lane NOT IN (SELECT value FROM json_each(?3))
+                ORDER BY priority DESC, id LIMIT ?2
+                """, now, min(limit, free == 0 ? 1 : free * 2 + 8), JSON.array(busyLanes).serialized(), map: TaskRecord.decode)
+        }
         let nextNotBefore = try db.scalarInt("""
             SELECT min(not_before) FROM tasks INDEXED BY tasks_retry_due WHERE status = 'queued' AND not_before > 0 AND not_before > ?1
             """, now)
@@ -212,7 +226,7 @@ public struct DispatchPlanner {
             let tasks = TaskStore(db: db)
             for candidate in working.claimable {
                 if try tasks.apply(.claim(profile: candidate.profile), to: candidate.task.id, attempt: candidate.task.attempt,
-                                   source: source, at: now).didApply {
+                                   source: source, at: now, known: candidate.task.knownState).didApply {
                     report.claimed.append(candidate)
                 }
             }

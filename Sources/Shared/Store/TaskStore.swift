@@ -98,43 +98,75 @@ public struct TaskStore {
                      map: TaskRecord.decode)
     }
 
+    /// What a caller already read of a task inside the current write transaction.
+    public struct KnownState: Sendable, Equatable {
+        public var status: TaskStatus
+        public var attempt: Int
+        public var maxAttempts: Int
+        public init(status: TaskStatus, attempt: Int, maxAttempts: Int) {
+            self.status = status
+            self.attempt = attempt
+            self.maxAttempts = maxAttempts
+        }
+    }
+
+    /// The status, attempt and attempt limit of a task, for `apply(_:to:attempt:known:)`.
+    public func state(of id: Int64) throws -> KnownState? {
+        try db.queryOne("SELECT status, attempt, max_attempts FROM tasks WHERE id = ?1", id) { row in
+            guard let status = TaskStatus(rawValue: row.string(0)) else {
+                throw SchemaError(message: "task \(id) has an unknown status")
+            }
+            return KnownState(status: status, attempt: row.int(1), maxAttempts: row.int(2))
+        }
+    }
+
     /// Applies `change` to task `id` if and only if the task is still at `attempt` and the state
     /// machine allows the edge. Runs in one write transaction (joins the caller's if any).
     ///
     /// Fencing: an agent, poller or operator acting on an old attempt must never overwrite the
     /// outcome of a newer one. A stale report changes nothing and is recorded as evidence.
+    ///
+    /// `known`: the task's state as the caller read it in the same write transaction (saves a
+    /// read on hot paths). Every UPDATE is fenced on it anyway; should it be wrong, the change
+    /// is decided again from a fresh read.
     @discardableResult
     public func apply(_ change: TaskChange, to id: Int64, attempt: Int, source: String,
-                      at now: Microseconds = WallClock.now()) throws -> TransitionOutcome {
+                      at now: Microseconds = WallClock.now(), known: KnownState? = nil) throws -> TransitionOutcome {
         try db.write {
-            guard let current = try db.queryOne(
-                "SELECT status, attempt, max_attempts FROM tasks WHERE id = ?1", id,
-                map: { (TaskStatus(rawValue: $0.string(0)), $0.int(1), $0.int(2)) })
-            else { return .notFound }
-            guard let status = current.0 else {
-                throw SchemaError(message: "task \(id) has an unknown status")
+            if let known, let outcome = try decide(change, id: id, attempt: attempt, current: known, source: source, now: now,
+                                                  fenceFailure: .returnNil) {
+                return outcome
             }
-            let (currentAttempt, maxAttempts) = (current.1, current.2)
-            guard currentAttempt == attempt else {
-                try appendEvent(task: id, attempt: attempt, kind: "stale_report_ignored", source: source, at: now,
-                                payload: ["change": .string(change.eventKind), "current_attempt": .int(Int64(currentAttempt)),
-                                          "current_status": .string(status.rawValue)])
-                return .staleAttempt(current: currentAttempt, status: status)
-            }
-            guard TaskStateMachine.allows(from: status, to: change.target) else {
-                return .forbidden(from: status, to: change.target)
-            }
-            // Accepting is an operator's verdict on a result under review, not a way to end a live attempt.
-            if case .accept = change, status != .needsReview {
-                return .forbidden(from: status, to: change.target)
-            }
-            return try write(change, task: id, from: status, attempt: attempt, maxAttempts: maxAttempts,
-                             source: source, now: now)
+            guard let current = try state(of: id) else { return .notFound }
+            return try decide(change, id: id, attempt: attempt, current: current, source: source, now: now, fenceFailure: .fail)!
         }
     }
 
+    private enum FenceFailure { case returnNil, fail }
+
+    private func decide(_ change: TaskChange, id: Int64, attempt: Int, current: KnownState, source: String,
+                        now: Microseconds, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
+        let status = current.status
+        guard current.attempt == attempt else {
+            if fenceFailure == .returnNil { return nil }  // confirm from a fresh read before recording a stale report
+            try appendEvent(task: id, attempt: attempt, kind: "stale_report_ignored", source: source, at: now,
+                            payload: ["change": .string(change.eventKind), "current_attempt": .int(Int64(current.attempt)),
+                                      "current_status": .string(status.rawValue)])
+            return .staleAttempt(current: current.attempt, status: status)
+        }
+        guard TaskStateMachine.allows(from: status, to: change.target) else {
+            return fenceFailure == .returnNil ? nil : .forbidden(from: status, to: change.target)
+        }
+        // Accepting is an operator's verdict on a result under review, not a way to end a live attempt.
+        if case .accept = change, status != .needsReview {
+            return fenceFailure == .returnNil ? nil : .forbidden(from: status, to: change.target)
+        }
+        return try write(change, task: id, from: status, attempt: attempt, maxAttempts: current.maxAttempts,
+                         source: source, now: now, fenceFailure: fenceFailure)
+    }
+
     private func write(_ change: TaskChange, task id: Int64, from status: TaskStatus, attempt: Int,
-                       maxAttempts: Int, source: String, now: Microseconds) throws -> TransitionOutcome {
+                       maxAttempts: Int, source: String, now: Microseconds, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
         // Every UPDATE repeats the fence (id, attempt, status) so that even a logic slip above
         // cannot write over a row that moved.
         let fence = "WHERE id = ?1 AND attempt = ?2 AND status = ?3"
@@ -193,6 +225,8 @@ public struct TaskStore {
             return try resolveFailure(id, attempt: attempt, decision: decision, source: source, now: now)
         }
         guard changed == 1 else {
+            // A caller's belief was wrong (nothing was written): decide again from a fresh read.
+            if fenceFailure == .returnNil { return nil }
             throw SchemaError(message: "task \(id) moved under a write lock (fence failed); refusing to continue")
         }
         try appendEvent(task: id, attempt: finalAttempt, kind: change.eventKind, source: source, at: now, payload: payload)

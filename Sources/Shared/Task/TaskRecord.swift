@@ -30,7 +30,12 @@ public struct TaskRecord: Sendable, Equatable {
     public var cancelRequested: Bool
     public var budgetUSD: Double?
 
-    static let columns = """
+    /// The state `TaskStore.apply` fences on, as read with this record.
+    public var knownState: TaskStore.KnownState {
+        TaskStore.KnownState(status: status, attempt: attempt, maxAttempts: maxAttempts)
+    }
+
+    public static let columns = """
         id, title, prompt, lane, priority, capabilities, profile, status, attempt, max_attempts, not_before,
         created_at, updated_at, claimed_at, dispatched_at, started_at, finished_at, last_event_at, agent_id,
         cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, result_summary, error,
@@ -39,7 +44,7 @@ public struct TaskRecord: Sendable, Equatable {
 
     /// Decodes a row selected with `columns`. A status the code does not know is a corrupt or
     /// newer database: say so instead of guessing.
-    static func decode(_ row: Row) throws -> TaskRecord {
+    public static func decode(_ row: Row) throws -> TaskRecord {
         let statusText = row.string(7)
         guard let status = TaskStatus(rawValue: statusText) else {
             throw SchemaError(message: "task \(row.int64(0)) has unknown status '\(statusText)'")
