@@ -1,5 +1,13 @@
 import Shared
 
+/// An rpc agent whose task just ended; it is still marked busy with that task.
+struct FreedAgent {
+    let id: Int64
+    let profile: String
+    let taskID: Int64
+    let attempt: Int
+}
+
 /// claimed -> dispatched: an rpc task goes to an idle agent of its profile as a prompt line; a
 /// oneshot task gets its own agent, spawned with the prompt. One transaction per sweep.
 final class Dispatcher {
@@ -8,18 +16,23 @@ final class Dispatcher {
     private(set) var dispatchedTotal = 0
     private(set) var hasWaitingClaims = false
 
+    private let catalogNames: String
+
     init(runtime: DaemonRuntime, catalog: ProfileCatalog) {
         self.runtime = runtime
         self.catalog = catalog
+        catalogNames = JSON.array(catalog.profiles.map { JSON.string($0.name) }).serialized()
     }
 
-    /// Returns how many tasks were dispatched.
-    func dispatchClaimed(limit: Int = 256) throws -> Int {
+    /// Dispatches what it can; `freed` agents (see `OutputObserver.Report`) are reused first or
+    /// released. Returns how many tasks were dispatched and how many agents are left idle.
+    func dispatchClaimed(freed: [FreedAgent] = [], limit: Int = 256) throws -> (dispatched: Int, released: Int) {
         let db = runtime.db
         let tasks = TaskStore(db: db, retryPolicy: runtime.configuration.retryPolicy)
         let agents = AgentStore(db: db)
         var dispatched: [(TaskRecord, Int64)] = []
         var waiting = false
+        var released = 0
         try db.write {
             // Idle rpc agents by profile, once per sweep; each claimed task takes one.
             var idle: [String: [Int64]] = [:]
@@ -28,7 +41,37 @@ final class Dispatcher {
                 """, map: { ($0.string(0), $0.int64(1)) }) {
                 idle[profile, default: []].append(agentID)
             }
-            let claimed = try tasks.claimedTasks(limit: limit)
+            // Agents that just finished a task go first: one UPDATE moves each to its next task
+            // (fenced on the task it had), instead of one to release it and one to take it again.
+            var reusable: [String: [FreedAgent]] = [:]
+            for agent in freed { reusable[agent.profile, default: []].append(agent) }
+            func takeAgent(_ profile: String, for task: TaskRecord) throws -> Int64? {
+                while let agent = reusable[profile]?.first {
+                    reusable[profile]?.removeFirst()
+                    if try db.run("""
+                        UPDATE agents SET task_id = ?4, task_attempt = ?5, heartbeat_at = ?6
+                        WHERE id = ?1 AND state = 'busy' AND task_id = ?2 AND task_attempt = ?3
+                        """, agent.id, agent.taskID, agent.attempt, task.id, task.attempt, WallClock.now()) == 1 {
+                        return agent.id
+                    }
+                }
+                guard let agentID = idle[profile]?.first else { return nil }
+                idle[profile]?.removeFirst()
+                try agents.setState(agentID: agentID, .busy, taskID: task.id, attempt: task.attempt)
+                return agentID
+            }
+            // Read only claimed tasks that could be dispatched now: those of profiles with an idle
+            // agent (claim-ahead keeps more claimed than there are agents), of oneshot profiles,
+            // and of profiles this host does not know (failed below).
+            let dispatchable = catalog.profiles.filter { $0.mode == .oneshot || idle[$0.name] != nil || reusable[$0.name] != nil }
+                .map { JSON.string($0.name) }
+            let readLimit = catalog.profiles.contains { $0.mode == .oneshot } ? limit
+                : min(limit, idle.values.reduce(0) { $0 + $1.count } + freed.count)
+            let claimed = try db.query("""
+                SELECT \(TaskRecord.columns) FROM tasks WHERE status = 'claimed'
+                    AND (profile IS NULL OR profile IN (SELECT value FROM json_each(?2)) OR profile NOT IN (SELECT value FROM json_each(?3)))
+                ORDER BY priority DESC, claimed_at LIMIT ?1
+                """, max(1, readLimit), JSON.array(dispatchable).serialized(), catalogNames, map: TaskRecord.decode)
             for task in claimed {
                 guard let name = task.profile, let profile = catalog[name] else {
                     try tasks.apply(.fail(error: "profile '\(task.profile ?? "")' is not configured on this host", retryable: false, result: nil),
@@ -37,14 +80,15 @@ final class Dispatcher {
                 }
                 switch profile.mode {
                 case .rpc:
-                    guard let agentID = idle[profile.name]?.first else {
-                        waiting = true  // the scheduler has asked for an agent; it will wake us
+                    guard let agentID = try takeAgent(profile.name, for: task) else {
+                        continue  // the scheduler has asked for an agent; it will wake us
+                    }
+                    guard try tasks.apply(.dispatch(agentID: agentID), to: task.id, attempt: task.attempt, source: "poller",
+                                          known: task.knownState).didApply
+                    else {
+                        try agents.setState(agentID: agentID, .idle, taskID: nil, attempt: nil)
                         continue
                     }
-                    idle[profile.name]?.removeFirst()
-                    guard try tasks.apply(.dispatch(agentID: agentID), to: task.id, attempt: task.attempt, source: "poller").didApply
-                    else { continue }
-                    try agents.setState(agentID: agentID, .busy, taskID: task.id, attempt: task.attempt)
                     let line = AgentOutputParser.promptLine(format: profile.format, taskID: task.id, attempt: task.attempt, prompt: task.prompt)
                     try agents.enqueue(.prompt, agentID: agentID, taskID: task.id, attempt: task.attempt,
                                        payload: ["line": .string(line)], requestedBy: "poller")
@@ -53,22 +97,32 @@ final class Dispatcher {
                     let agentID = try agents.createAgent(profile: profile, taskID: task.id, attempt: task.attempt)
                     try agents.enqueue(.spawn, agentID: agentID, taskID: task.id, attempt: task.attempt,
                                        payload: ["prompt": .string(task.prompt), "lane": .string(task.lane)], requestedBy: "poller")
-                    guard try tasks.apply(.dispatch(agentID: agentID), to: task.id, attempt: task.attempt, source: "poller").didApply
+                    guard try tasks.apply(.dispatch(agentID: agentID), to: task.id, attempt: task.attempt, source: "poller",
+                                          known: task.knownState).didApply
                     else { throw SchemaError(message: "task \(task.id) moved while claimed under the write lock") }
                     dispatched.append((task, agentID))
                 }
             }
+            // Finished agents with no next task are idle now.
+            for agent in reusable.values.joined() {
+                released += try db.run("""
+                    UPDATE agents SET state = 'idle', task_id = NULL, task_attempt = NULL WHERE id = ?1 AND state = 'busy'
+                        AND task_id = ?2 AND task_attempt = ?3
+                    """, agent.id, agent.taskID, agent.attempt)
+            }
+            // Claimed tasks left for agents that are busy or still starting.
+            waiting = (try db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'claimed'") ?? 0) > 0
         }
         hasWaitingClaims = waiting
         if !dispatched.isEmpty {
             let wake = runtime.wakeSender
             db.afterCommit { wake.nudge("supervisor") }
         }
-        for (task, agentID) in dispatched {
+        for (task, agentID) in dispatched where runtime.log.isEnabled(.info) {
             runtime.log.info("dispatched to agent \(agentID)", ["TASK_ID": String(task.id), "ATTEMPT": String(task.attempt),
                                                                 "AGENT_ID": String(agentID), "LANE": task.lane])
         }
         dispatchedTotal += dispatched.count
-        return dispatched.count
+        return (dispatched.count, released)
     }
 }

@@ -18,14 +18,22 @@ final class OutputObserver {
     struct Report {
         var finishedTasks = 0
         var idleAgents = 0
+        /// rpc agents whose task ended in this batch, still marked busy with it: the dispatcher
+        /// hands them their next task (or releases them) in the same transaction.
+        var freedAgents: [FreedAgent] = []
         var moreWaiting = false
     }
 
     let runtime: DaemonRuntime
     let catalog: ProfileCatalog
     private(set) var cursor: Int64
-    /// Keyed by "task:attempt". Rebuilt from agent_output after a restart.
-    private(set) var progress: [String: Progress] = [:]
+    struct AttemptKey: Hashable {
+        let task: Int64
+        let attempt: Int
+    }
+
+    /// Rebuilt from agent_output after a restart.
+    private(set) var progress: [AttemptKey: Progress] = [:]
 
     init(runtime: DaemonRuntime, catalog: ProfileCatalog) throws {
         self.runtime = runtime
@@ -34,7 +42,7 @@ final class OutputObserver {
         try rebuildProgress()
     }
 
-    static func key(_ task: Int64, _ attempt: Int) -> String { "\(task):\(attempt)" }
+    static func key(_ task: Int64, _ attempt: Int) -> AttemptKey { AttemptKey(task: task, attempt: attempt) }
 
     func progress(task: Int64, attempt: Int) -> Progress? { progress[Self.key(task, attempt)] }
 
@@ -72,7 +80,7 @@ final class OutputObserver {
     /// What `consume` changed in memory, to undo when the transaction around it rolls back.
     struct Checkpoint {
         let cursor: Int64
-        let progress: [String: Progress]
+        let progress: [AttemptKey: Progress]
     }
 
     func checkpoint() -> Checkpoint { Checkpoint(cursor: cursor, progress: progress) }
@@ -82,18 +90,40 @@ final class OutputObserver {
         progress = checkpoint.progress
     }
 
-    /// Consumes up to one batch of new output, inside the caller's transaction (the cursor moves
-    /// in the same commit as the effects). On failure the caller restores a checkpoint.
-    func consume(batch: Int = 2000) throws -> Report {
+    /// An output row with its line already parsed.
+    struct ParsedRow {
+        let row: AgentOutputRow
+        let event: AgentEvent?
+        let reference: (taskID: Int64, attempt: Int)?
+    }
+
+    /// Reads and parses the next batch of output, outside any write transaction: output rows are
+    /// immutable once committed, and ids are handed out under the write lock, so the rows after
+    /// the cursor that one snapshot sees are a complete prefix. Parsing here keeps it out of the
+    /// time this process holds the database's write lock.
+    func prefetch(batch: Int = 2000) throws -> [ParsedRow] {
+        let rows = try AgentStore(db: runtime.db).output(after: cursor, limit: batch)
+        return try rows.map { row in
+            guard row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
+                  let format = catalog[profileName]?.format else { return ParsedRow(row: row, event: nil, reference: nil) }
+            let (event, reference) = AgentOutputParser.parseWithReference(text, format: format)
+            return ParsedRow(row: row, event: event, reference: reference)
+        }
+    }
+
+    /// Applies a prefetched batch inside the caller's transaction (the cursor moves in the same
+    /// commit as the effects). On failure the caller restores a checkpoint.
+    func consume(_ rows: [ParsedRow], batch: Int = 2000) throws -> Report {
         let db = runtime.db
         var report = Report()
         var logLines: [(LogLevel, String, Logger.Fields)] = []
         try db.write {
-            let rows = try AgentStore(db: db).output(after: cursor, limit: batch)
-            guard let last = rows.last else { return }
-            for row in rows { try handle(row, report: &report, log: &logLines) }
-            try CursorStore(db: db).advance(Self.cursorName, to: last.id)
-            cursor = last.id
+            // Rows this process already consumed (a batch prefetched before a failed sweep) are skipped.
+            let fresh = rows.drop { $0.row.id <= cursor }
+            guard let last = fresh.last else { return }
+            for parsed in fresh { try handle(parsed, report: &report, log: &logLines) }
+            try CursorStore(db: db).advance(Self.cursorName, to: last.row.id)
+            cursor = last.row.id
             report.moreWaiting = rows.count == batch
         }
         let log = runtime.log
@@ -101,37 +131,53 @@ final class OutputObserver {
         return report
     }
 
-    private func handle(_ row: AgentOutputRow, report: inout Report, log: inout [(LogLevel, String, Logger.Fields)]) throws {
-        let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
-        var taskID = row.taskID
-        var attempt = row.attempt
-        var parsed: AgentEvent?
-        // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
-        if row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
-           let format = catalog[profileName]?.format {
-            let (event, reference) = AgentOutputParser.parseWithReference(text, format: format)
-            parsed = event
-            if let reference {
-                taskID = reference.taskID
-                attempt = reference.attempt
+    /// What the observer needs of a task: the state for `apply`, and the lane and profile.
+    private struct TaskView {
+        var state: TaskStore.KnownState
+        var lane: String
+        var profile: String?
+    }
+
+    private func taskView(_ id: Int64) throws -> TaskView? {
+        try runtime.db.queryOne("SELECT status, attempt, max_attempts, lane, profile FROM tasks WHERE id = ?1", id) { row in
+            guard let status = TaskStatus(rawValue: row.string(0)) else {
+                throw SchemaError(message: "task \(id) has an unknown status")
             }
+            return TaskView(state: TaskStore.KnownState(status: status, attempt: row.int(1), maxAttempts: row.int(2)),
+                            lane: row.string(3), profile: row.optionalString(4))
         }
-        guard let taskID, let attempt, let task = try tasks.task(id: taskID) else { return }
-        let fields: Logger.Fields = ["TASK_ID": String(taskID), "ATTEMPT": String(attempt), "AGENT_ID": String(row.agentID), "LANE": task.lane]
+    }
+
+    private func handle(_ parsedRow: ParsedRow, report: inout Report, log: inout [(LogLevel, String, Logger.Fields)]) throws {
+        let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
+        let row = parsedRow.row
+        // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
+        let taskID = parsedRow.reference?.taskID ?? row.taskID
+        let attempt = parsedRow.reference?.attempt ?? row.attempt
+        let parsed = parsedRow.event
+        guard let taskID, let attempt, let task = try taskView(taskID) else { return }
+        let logs = runtime.log.isEnabled(.info)
+        func note(_ level: LogLevel, _ message: @autoclosure () -> String) {
+            guard runtime.log.isEnabled(level) else { return }
+            log.append((level, message(), ["TASK_ID": String(taskID), "ATTEMPT": String(attempt), "AGENT_ID": String(row.agentID),
+                                           "LANE": task.lane]))
+        }
         let profile = task.profile.flatMap { catalog[$0] }
         let format = profile?.format ?? .switchyard
-        let current = task.attempt == attempt && task.status.isActive
+        let current = task.state.attempt == attempt && task.state.status.isActive
 
         func finish(_ change: TaskChange, _ message: String) throws {
-            let outcome = try tasks.apply(change, to: taskID, attempt: attempt, source: "poller", at: row.at)
+            let outcome = try tasks.apply(change, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state)
             switch outcome {
             case .applied(let status, _):
                 report.finishedTasks += 1
                 progress[Self.key(taskID, attempt)] = nil
-                log.append((status == .succeeded ? .info : .warning, "\(message): task \(status.rawValue)", fields))
-                if profile?.mode == .rpc, try releaseAgent(row.agentID, task: taskID, attempt: attempt) { report.idleAgents += 1 }
+                note(status == .succeeded ? .info : .warning, "\(message): task \(status.rawValue)")
+                if let profile, profile.mode == .rpc {
+                    report.freedAgents.append(FreedAgent(id: row.agentID, profile: profile.name, taskID: taskID, attempt: attempt))
+                }
             case .staleAttempt(let currentAttempt, _):
-                log.append((.notice, "stale report from attempt \(attempt) ignored (task is at attempt \(currentAttempt))", fields))
+                note(.notice, "stale report from attempt \(attempt) ignored (task is at attempt \(currentAttempt))")
             case .forbidden, .notFound:
                 break
             }
@@ -151,10 +197,10 @@ final class OutputObserver {
                 return
             }
             guard current else { return }
-            if task.status == .dispatched {
+            if task.state.status == .dispatched {
                 // .start sets last_event_at too.
-                try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at)
-                log.append((.info, "agent started working", fields))
+                try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state)
+                if logs { note(.info, "agent started working") }
             } else {
                 try tasks.touch(id: taskID, attempt: attempt, at: row.at)
             }
@@ -207,14 +253,6 @@ final class OutputObserver {
     func result(from state: Progress, profile: AgentProfile?) -> TaskResult {
         let cost = state.hasCost ? state.costUSD : (profile?.prices?.cost(state.usage) ?? 0)
         return TaskResult(summary: state.lastMessage, costUSD: cost, usage: state.usage)
-    }
-
-    /// An rpc agent that finished its task can take the next one.
-    private func releaseAgent(_ agentID: Int64, task: Int64, attempt: Int) throws -> Bool {
-        try runtime.db.run("""
-            UPDATE agents SET state = 'idle', task_id = NULL, task_attempt = NULL WHERE id = ?1 AND state = 'busy'
-                AND task_id = ?2 AND task_attempt = ?3
-            """, agentID, task, attempt) == 1
     }
 
     private var profileOfAgent: [Int64: String] = [:]

@@ -25,9 +25,12 @@ final class PollerService: SweepingService {
         var observed = OutputObserver.Report()
         var dispatched = 0
         do {
+            let rows = try observer.prefetch()
             try runtime.db.write {
-                observed = try observer.consume()
-                dispatched = try dispatcher.dispatchClaimed()
+                observed = try observer.consume(rows)
+                let outcome = try dispatcher.dispatchClaimed(freed: observed.freedAgents)
+                dispatched = outcome.dispatched
+                observed.idleAgents += outcome.released
             }
         } catch {
             observer.restore(saved)  // the transaction rolled back; so does what it taught us
