@@ -140,9 +140,9 @@ func benchDispatchLatency(_ report: Report, rounds: Int) throws {
 }
 
 /// End-to-end throughput: submit N tasks, wait for all results.
-func benchThroughput(_ report: Report, tasks count: Int, profile: String, label: String, target: String) throws {
+func benchThroughput(_ report: Report, tasks count: Int, profile: String, rpcAgents: Int = 8, label: String, target: String) throws {
     print("throughput through \(label), \(count) tasks")
-    let stack = try BenchStack(name: "throughput", profiles: rpcProfile, environment: [
+    let stack = try BenchStack(name: "throughput", profiles: rpcProfile, rpcAgents: rpcAgents, environment: [
         "SWITCHYARD_LANE_LIMIT": "1000", "SWITCHYARD_MAX_ACTIVE": "64",
         "SWITCHYARD_SYNCHRONOUS": ProcessInfo.processInfo.environment["BENCH_SYNCHRONOUS"] ?? "FULL"])
     try stack.start(expectReady: 4)
@@ -151,12 +151,12 @@ func benchThroughput(_ report: Report, tasks count: Int, profile: String, label:
     if profile == "rpc" {
         // Warm: every agent up before the clock starts.
         var warm: [Int64] = []
-        for i in 0..<(Int(ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"] ?? "8") ?? 8) { warm.append(try tasks.submit(IntakeRequest(prompt: "warm", lane: "w\(i)", profile: "rpc")).task.id) }
+        for i in 0..<rpcAgents { warm.append(try tasks.submit(IntakeRequest(prompt: "warm", lane: "w\(i)", profile: "rpc")).task.id) }
         stack.nudge("scheduler")
         try waitFor("warm-up", timeout: .seconds(60)) { try warm.allSatisfy { try tasks.task(id: $0)?.status == .succeeded } }
     }
     let before = try stack.db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'succeeded'") ?? 0
-    let cpuBefore = cpuByCommand()
+    let cpuBefore = cpuSnapshot()
     let t0 = MonotonicInstant.now()
     var submitted = 0
     while submitted < count {
@@ -176,10 +176,9 @@ func benchThroughput(_ report: Report, tasks count: Int, profile: String, label:
     let elapsed = MonotonicInstant.now().duration(since: t0).secondsDouble
     report.add("dispatch", "throughput, \(label), synchronous=\(ProcessInfo.processInfo.environment["BENCH_SYNCHRONOUS"] ?? "FULL")",
                rate(Double(count) / elapsed, "tasks/s"), target: target, ratio: report.perCommit(Double(count) / elapsed, "tasks"))
-    let cpuAfter = cpuByCommand()
-    let spent = cpuAfter.map { ($0.key, $0.value - (cpuBefore[$0.key] ?? 0)) }.filter { $0.1 > 0.01 }.sorted { $0.1 > $1.1 }
+    let spent = cpuSpent(from: cpuBefore, to: cpuSnapshot()).filter { $0.value > 0.01 }.sorted { $0.value > $1.value }
     report.add("dispatch", "CPU seconds per 1000 tasks (\(label))",
-               spent.map { String(format: "%@ %.2f", $0.0, $0.1 / Double(count) * 1000) }.joined(separator: ", "))
+               spent.map { String(format: "%@ %.2f", $0.key, $0.value / Double(count) * 1000) }.joined(separator: ", "))
 }
 
 /// CPU of all daemons together while nothing happens.
@@ -290,11 +289,25 @@ func queueSpawns(_ stack: BenchStack, _ profile: AgentProfile, count: Int) throw
 }
 
 /// CPU seconds of every visible process, summed by command name.
-func cpuByCommand() -> [String: Double] {
-    var totals: [String: Double] = [:]
+/// CPU seconds of every process, by pid, with its command name (kernel workers are renamed by
+/// the work they do, so they are grouped as "kworker").
+func cpuSnapshot() -> [pid_t: (String, Double)] {
+    var snapshot: [pid_t: (String, Double)] = [:]
     for entry in ProcessTable.all() {
         guard let text = try? String(contentsOfFile: "/proc/\(entry.pid)/comm", encoding: .utf8) else { continue }
-        totals[text.trimmingCharacters(in: .whitespacesAndNewlines), default: 0] += cpuSeconds(entry.pid)
+        var name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if name.hasPrefix("kworker") { name = "kworker" }
+        snapshot[entry.pid] = (name, cpuSeconds(entry.pid))
+    }
+    return snapshot
+}
+
+/// CPU seconds spent between two snapshots, by command name (a process that started in between
+/// counts whole).
+func cpuSpent(from before: [pid_t: (String, Double)], to after: [pid_t: (String, Double)]) -> [String: Double] {
+    var totals: [String: Double] = [:]
+    for (pid, (name, seconds)) in after {
+        totals[name, default: 0] += seconds - (before[pid]?.1 ?? 0)
     }
     return totals
 }

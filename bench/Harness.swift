@@ -10,16 +10,16 @@ final class BenchStack {
     private(set) var db: Database!
     let environment: [String: String]
 
-    init(name: String, profiles: String? = nil, environment extra: [String: String] = [:]) throws {
+    init(name: String, profiles: String? = nil, rpcAgents: Int = 8, environment extra: [String: String] = [:]) throws {
         var template = Array("/tmp/sy-bench-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw BenchError("mkdtemp failed") }
         directory = String(cString: made)
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "SWITCHYARD_STATE_DIR": directory + "/state", "SWITCHYARD_LOG": "stderr",
-                   "SWITCHYARD_LOG_LEVEL": "warning", "SWITCHYARD_GATE_LISTEN": "127.0.0.1:0"]
+                   "SWITCHYARD_LOG_LEVEL": ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "warning", "SWITCHYARD_GATE_LISTEN": "127.0.0.1:0"]
         if let profiles {
             let text = "{\"profiles\": [\(profiles)]}".replacingOccurrences(of: "@BIN@", with: BinaryLocation.directory)
                 .replacingOccurrences(of: "@DIR@", with: directory)
-                .replacingOccurrences(of: "@RPC_AGENTS@", with: ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"] ?? "8")
+                .replacingOccurrences(of: "@RPC_AGENTS@", with: String(rpcAgents))
             try text.write(toFile: directory + "/profiles.json", atomically: true, encoding: .utf8)
             env["SWITCHYARD_PROFILES"] = directory + "/profiles.json"
         }

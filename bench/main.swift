@@ -5,7 +5,7 @@ import Shared
 // switchyard-bench: every benchmark of the supervisor, the dispatch chain and the gate, with the
 // physical limits measured in the same run. Prints figures; never a pass/fail test.
 //   bench/run                      builds release binaries and writes docs/benchmarks.md
-//   .build/release/switchyard-bench [all|limits|restart|spawn|ingest|latency|throughput|idle|status] [--quick] [--report FILE]
+//   .build/release/switchyard-bench [all|limits|restart|spawn|ingest|latency|throughput|throughput-rpc|throughput-oneshot|idle|status] [--quick] [--report FILE]
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
 let quick = arguments.contains("--quick")
@@ -28,9 +28,15 @@ do {
     if wants("spawn") { _ = try benchSpawn(report, count: quick ? 100 : 500) }
     if wants("ingest") { try benchIngest(report, agents: 50, linesEach: quick ? 4000 : 20000) }
     if wants("latency") { try benchDispatchLatency(report, rounds: quick ? 50 : 300) }
-    if wants("throughput") {
-        let rpcAgents = ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"] ?? "8"
-        try benchThroughput(report, tasks: quick ? 1000 : 5000, profile: "rpc", label: "\(rpcAgents) warm no-op rpc agents", target: ">= 2000 tasks/s")
+    if wants("throughput") || wants("throughput-rpc") {
+        // BENCH_RPC_AGENTS=N measures one agent count; by default 8 and 32.
+        let counts = ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"].flatMap { Int($0) }.map { [$0] } ?? [8, 32]
+        for agents in counts {
+            try benchThroughput(report, tasks: quick ? 1000 : 5000, profile: "rpc", rpcAgents: agents,
+                                label: "\(agents) warm no-op rpc agents", target: ">= 2000 tasks/s")
+        }
+    }
+    if wants("throughput") || wants("throughput-oneshot") {
         try benchThroughput(report, tasks: quick ? 200 : 1000, profile: "oneshot", label: "oneshot agents (8 at a time)", target: "")
     }
     if wants("idle") { try benchIdle(report, seconds: quick ? 10 : 60) }
