@@ -20,6 +20,8 @@ final class AttemptWatch {
         var stopped = false
         var ended = false
         var logLines: [(LogLevel, String, Logger.Fields)] = []
+        // Nothing active, nothing to watch: no write lock taken (this runs four times a second).
+        guard try tasks.count(in: [.claimed, .dispatched, .running]) > 0 else { return }
         try db.write {
             let active = try tasks.activeTasks()
             for task in active {

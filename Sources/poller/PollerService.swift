@@ -26,6 +26,11 @@ final class PollerService: SweepingService {
         var dispatched = 0
         do {
             let rows = try observer.prefetch()
+            // Idle: no output and nothing claimed; the write lock is not worth taking.
+            if rows.isEmpty, try TaskStore(db: runtime.db).count(in: [.claimed]) == 0 {
+                try watchIfDue()
+                return
+            }
             try runtime.db.write {
                 observed = try observer.consume(rows)
                 let outcome = try dispatcher.dispatchClaimed(freed: observed.freedAgents)
@@ -36,14 +41,18 @@ final class PollerService: SweepingService {
             observer.restore(saved)  // the transaction rolled back; so does what it taught us
             throw error
         }
+        try watchIfDue()
+        if observed.finishedTasks > 0 || observed.idleAgents > 0 { runtime.wakeSender.nudge("scheduler") }
+        if observed.moreWaiting || (observed.idleAgents > 0 && dispatched == 0 && dispatcher.hasWaitingClaims) {
+            runtime.loop.schedule(after: .zero) { [unowned self] in self.runSweep() }
+        }
+    }
+
+    private func watchIfDue() throws {
         let now = MonotonicInstant.now()
         if now.duration(since: lastWatch) >= .milliseconds(250) {
             lastWatch = now
             try watch.check()
-        }
-        if observed.finishedTasks > 0 || observed.idleAgents > 0 { runtime.wakeSender.nudge("scheduler") }
-        if observed.moreWaiting || (observed.idleAgents > 0 && dispatched == 0 && dispatcher.hasWaitingClaims) {
-            runtime.loop.schedule(after: .zero) { [unowned self] in self.runSweep() }
         }
     }
 

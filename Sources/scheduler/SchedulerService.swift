@@ -19,6 +19,12 @@ final class SchedulerService: SweepingService {
     }
 
     override func sweep() throws {
+        // Nothing queued or waiting for an agent: nothing to decide, and no write lock to take.
+        if try TaskStore(db: runtime.db).count(in: [.queued, .claimed]) == 0 {
+            lastClaims = 0
+            lastBlockers = []
+            return
+        }
         let report = try planner.claimReady(source: "scheduler")
         for claim in report.claimed {
             runtime.log.info("claimed task for profile \(claim.profile)", [

@@ -92,6 +92,12 @@ public struct TaskStore {
                      limit, map: TaskRecord.decode)
     }
 
+    /// How many tasks are in any of `statuses` (from the trigger-kept counters: O(1), no lock).
+    public func count(in statuses: [TaskStatus]) throws -> Int64 {
+        let list = JSON.array(statuses.map { JSON.string($0.rawValue) }).serialized()
+        return try db.scalarInt("SELECT coalesce(sum(n), 0) FROM task_counts WHERE status IN (SELECT value FROM json_each(?1))", list) ?? 0
+    }
+
     /// Every task holding a lane slot (claimed, dispatched, running).
     public func activeTasks() throws -> [TaskRecord] {
         try db.query("SELECT \(TaskRecord.columns) FROM tasks WHERE status IN (\(TaskStatus.activeSQLList)) ORDER BY id",
