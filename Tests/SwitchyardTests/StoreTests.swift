@@ -139,4 +139,50 @@ final class CountersTests: XCTestCase {
         let planner = DispatchPlanner(db: db, policy: DispatchPolicy(), catalog: ProfileCatalog(profiles: [], source: ""))
         XCTAssertEqual(try planner.spentToday(now: WallClock.now()), 1.5, accuracy: 1e-9)
     }
+
+    func testMigrationV2_turnsTheCumulativeHistogramIntoBuckets_andADispatchCountsOnce() throws {
+        let sandbox = Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)
+        let db = try Database(path: sandbox.databasePath)
+        try Migrator.migrate(db, upTo: 1)
+        // Version 1 kept cumulative counts: 2 dispatches within 1 ms, 3 within 2 ms, 5 within 1 s.
+        try db.run("UPDATE dispatch_latency SET count = CASE WHEN le < 0.002 THEN 2 WHEN le < 1 THEN 3 ELSE 5 END")
+        try Migrator.migrate(db)
+        let buckets = Dictionary(uniqueKeysWithValues: try db.query("SELECT le, count FROM dispatch_latency_buckets") { ($0.double(0), $0.int64(1)) })
+        XCTAssertEqual(buckets[0.001], 2)
+        XCTAssertEqual(buckets[0.002], 1)
+        XCTAssertEqual(buckets[1], 2)
+        XCTAssertEqual(buckets.values.reduce(0, +), 5, "the per-bucket counts add up to the old total")
+        // A dispatch 3 ms after the task became due lands in the 5 ms bucket only.
+        let store = TaskStore(db: db)
+        let id = try store.submit(IntakeRequest(prompt: "p")).task.id
+        let created = try XCTUnwrap(db.scalarInt("SELECT created_at FROM tasks WHERE id = ?1", id))
+        try store.apply(.claim(profile: "p"), to: id, attempt: 0, source: "t", at: created + 1_000)
+        try store.apply(.dispatch(agentID: 1), to: id, attempt: 1, source: "t", at: created + 3_000)
+        XCTAssertEqual(try db.scalarInt("SELECT count FROM dispatch_latency_buckets WHERE le = 0.005"), 1)
+        XCTAssertEqual(try db.scalarInt("SELECT sum(count) FROM dispatch_latency_buckets"), 6)
+        XCTAssertEqual(try db.scalarInt("SELECT count FROM dispatch_latency_totals"), 1)
+    }
+
+    func testOpen_manyConnectionsOnAFreshDatabaseAtOnce_allGetWAL() throws {
+        // Several daemons starting together on a new file all switch it to WAL; two connections
+        // that each hold a shared lock while asking for the exclusive one get SQLITE_BUSY at once
+        // (no busy handler). Seen in the benchmark as a supervisor that could not start.
+        for round in 0..<10 {
+            let sandbox = Sandbox()
+            try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)
+            let path = sandbox.databasePath
+            let failures = LockedBox<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { _ in
+                do {
+                    let db = try Database(path: path)
+                    if try db.scalarString("PRAGMA journal_mode") != "wal" { failures.mutate { $0.append("not wal") } }
+                } catch {
+                    failures.mutate { $0.append("\(error)") }
+                }
+            }
+            XCTAssertEqual(failures.value, [], "round \(round)")
+        }
+    }
 }
+

@@ -84,6 +84,26 @@ final class TaskStateMachineTests: XCTestCase {
         return id
     }
 
+    func testApply_withWrongKnownState_decidesAgainFromTheDatabase() throws {
+        let id = try taskOnSecondAttempt()  // dispatched, attempt 2
+        // A caller that believes the task is still claimed at attempt 2: nothing is written on
+        // that belief; the change is decided from what the database holds.
+        let wrong = TaskStore.KnownState(status: .claimed, attempt: 2, maxAttempts: 3)
+        XCTAssertEqual(try store.apply(.start, to: id, attempt: 2, source: "poller", known: wrong),
+                       .applied(status: .running, attempt: 2))
+        // A belief that the attempt is current when it is not: the stale report is recorded once.
+        let stale = TaskStore.KnownState(status: .running, attempt: 1, maxAttempts: 3)
+        XCTAssertEqual(try store.apply(.succeed(TaskResult(summary: "late")), to: id, attempt: 1, source: "poller", known: stale),
+                       .staleAttempt(current: 2, status: .running))
+        XCTAssertEqual(try store.events(task: id).filter { $0.kind == "stale_report_ignored" }.count, 1)
+        // A belief that allows nothing the database allows: forbidden, nothing written.
+        let finished = TaskStore.KnownState(status: .running, attempt: 2, maxAttempts: 3)
+        try store.apply(.succeed(TaskResult(summary: "done")), to: id, attempt: 2, source: "poller", known: finished)
+        XCTAssertEqual(try store.apply(.start, to: id, attempt: 2, source: "poller", known: finished),
+                       .forbidden(from: .succeeded, to: .running))
+        XCTAssertEqual(try store.task(id: id)?.status, .succeeded)
+    }
+
     func testFencing_staleAttemptCannotComplete() throws {
         let id = try taskOnSecondAttempt()
         let outcome = try store.apply(.succeed(TaskResult(summary: "late", costUSD: 5)), to: id, attempt: 1, source: "poller")
@@ -183,5 +203,26 @@ final class TaskStateMachineTests: XCTestCase {
         XCTAssertEqual(jittered.delay(afterAttempt: 1, random: 0.999_999).secondsDouble, 12, accuracy: 0.001)
         XCTAssertEqual(policy.decide(attempt: 3, maxAttempts: 3, retryable: true), .dead)
         XCTAssertEqual(policy.decide(attempt: 1, maxAttempts: 3, retryable: false), .review)
+    }
+}
+
+final class DispatchPlannerTests: XCTestCase {
+    func testClaimReady_aBusyLaneAtTheHeadOfTheQueue_doesNotHideWorkBehindIt() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        try ControlStore(db: db).update(paused: false, maintenanceMode: false, autoDispatch: true, by: "test", reason: "test", action: "resume")
+        let profile = AgentProfile(name: "rpc", argv: ["/bin/true"], mode: .rpc, maxInstances: 4)
+        let planner = DispatchPlanner(db: db, policy: DispatchPolicy(), catalog: ProfileCatalog(profiles: [profile], source: "test"))
+        let store = TaskStore(db: db)
+        let first = try store.submit(IntakeRequest(prompt: "a", lane: "a")).task.id
+        XCTAssertEqual(try planner.claimReady(source: "test").claimed.map(\.task.id), [first])
+        // Lane a (limit 1) is busy; a long run of its tasks, more urgent, sits before lane b's.
+        try db.write {
+            for i in 0..<300 { _ = try store.submit(IntakeRequest(prompt: "a\(i)", lane: "a", priority: 5)) }
+        }
+        let other = try store.submit(IntakeRequest(prompt: "b", lane: "b")).task.id
+        XCTAssertEqual(try planner.claimReady(source: "test").claimed.map(\.task.id), [other])
+        XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM tasks WHERE lane = 'a' AND status = 'claimed'"), 1,
+                       "lane a keeps its limit of one active task")
     }
 }
