@@ -112,10 +112,6 @@ public final class Database {
         // Keep temporary b-trees in memory and the WAL from growing without bound between checkpoints.
         try execute("PRAGMA temp_store=MEMORY")
         try execute("PRAGMA journal_size_limit=67108864")
-        // Every commit by another process empties this connection's page cache (WAL mode), so each
-        // transaction would pread() again every page it touches; mapped pages of the main file cost
-        // no system call (https://www.sqlite.org/mmap.html). SQLite only reads through the map.
-        try execute("PRAGMA mmap_size=268435456")
     }
 
     /// PRAGMA journal_mode=WAL on a new database needs every other connection out of the file, and
