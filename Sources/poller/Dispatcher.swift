@@ -118,7 +118,7 @@ final class Dispatcher {
             let wake = runtime.wakeSender
             db.afterCommit { wake.nudge("supervisor") }
         }
-        for (task, agentID) in dispatched where runtime.log.isEnabled(.info) {
+        for (task, agentID) in dispatched {
             runtime.log.info("dispatched to agent \(agentID)", ["TASK_ID": String(task.id), "ATTEMPT": String(task.attempt),
                                                                 "AGENT_ID": String(agentID), "LANE": task.lane])
         }

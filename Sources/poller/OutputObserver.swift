@@ -5,6 +5,8 @@ import Shared
 /// fenced on the attempt, so even a replay could not change an outcome.
 final class OutputObserver {
     static let cursorName = "poller.agent_output"
+    /// Output rows read per sweep.
+    static let batchSize = 2000
 
     /// What an attempt has reported so far (usage of zot/Codex turns, Codex's last message,
     /// a plain agent's last line).
@@ -101,8 +103,8 @@ final class OutputObserver {
     /// immutable once committed, and ids are handed out under the write lock, so the rows after
     /// the cursor that one snapshot sees are a complete prefix. Parsing here keeps it out of the
     /// time this process holds the database's write lock.
-    func prefetch(batch: Int = 2000) throws -> [ParsedRow] {
-        let rows = try AgentStore(db: runtime.db).output(after: cursor, limit: batch)
+    func prefetch() throws -> [ParsedRow] {
+        let rows = try AgentStore(db: runtime.db).output(after: cursor, limit: Self.batchSize)
         return try rows.map { row in
             guard row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
                   let format = catalog[profileName]?.format else { return ParsedRow(row: row, event: nil, reference: nil) }
@@ -113,18 +115,18 @@ final class OutputObserver {
 
     /// Applies a prefetched batch inside the caller's transaction (the cursor moves in the same
     /// commit as the effects). On failure the caller restores a checkpoint.
-    func consume(_ rows: [ParsedRow], batch: Int = 2000) throws -> Report {
+    func consume(_ rows: [ParsedRow]) throws -> Report {
         let db = runtime.db
         var report = Report()
         var logLines: [(LogLevel, String, Logger.Fields)] = []
         try db.write {
-            // Rows this process already consumed (a batch prefetched before a failed sweep) are skipped.
+            // The cursor only moves here, right after the prefetch; still, never apply a row twice.
             let fresh = rows.drop { $0.row.id <= cursor }
             guard let last = fresh.last else { return }
             for parsed in fresh { try handle(parsed, report: &report, log: &logLines) }
             try CursorStore(db: db).advance(Self.cursorName, to: last.row.id)
             cursor = last.row.id
-            report.moreWaiting = rows.count == batch
+            report.moreWaiting = rows.count == Self.batchSize
         }
         let log = runtime.log
         db.afterCommit { for (level, message, fields) in logLines { log.log(level, message, fields) } }
@@ -140,11 +142,7 @@ final class OutputObserver {
 
     private func taskView(_ id: Int64) throws -> TaskView? {
         try runtime.db.queryOne("SELECT status, attempt, max_attempts, lane, profile FROM tasks WHERE id = ?1", id) { row in
-            guard let status = TaskStatus(rawValue: row.string(0)) else {
-                throw SchemaError(message: "task \(id) has an unknown status")
-            }
-            return TaskView(state: TaskStore.KnownState(status: status, attempt: row.int(1), maxAttempts: row.int(2)),
-                            lane: row.string(3), profile: row.optionalString(4))
+            TaskView(state: try TaskStore.KnownState.decode(row, task: id), lane: row.string(3), profile: row.optionalString(4))
         }
     }
 
@@ -156,7 +154,6 @@ final class OutputObserver {
         let attempt = parsedRow.reference?.attempt ?? row.attempt
         let parsed = parsedRow.event
         guard let taskID, let attempt, let task = try taskView(taskID) else { return }
-        let logs = runtime.log.isEnabled(.info)
         func note(_ level: LogLevel, _ message: @autoclosure () -> String) {
             guard runtime.log.isEnabled(level) else { return }
             log.append((level, message(), ["TASK_ID": String(taskID), "ATTEMPT": String(attempt), "AGENT_ID": String(row.agentID),
@@ -200,7 +197,7 @@ final class OutputObserver {
             if task.state.status == .dispatched {
                 // .start sets last_event_at too.
                 try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state)
-                if logs { note(.info, "agent started working") }
+                note(.info, "agent started working")
             } else {
                 try tasks.touch(id: taskID, attempt: attempt, at: row.at)
             }

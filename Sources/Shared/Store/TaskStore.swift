@@ -114,16 +114,19 @@ public struct TaskStore {
             self.attempt = attempt
             self.maxAttempts = maxAttempts
         }
-    }
 
-    /// The status, attempt and attempt limit of a task, for `apply(_:to:attempt:known:)`.
-    public func state(of id: Int64) throws -> KnownState? {
-        try db.queryOne("SELECT status, attempt, max_attempts FROM tasks WHERE id = ?1", id) { row in
+        /// From a row that starts with `status, attempt, max_attempts`.
+        public static func decode(_ row: Row, task id: Int64) throws -> KnownState {
             guard let status = TaskStatus(rawValue: row.string(0)) else {
                 throw SchemaError(message: "task \(id) has an unknown status")
             }
             return KnownState(status: status, attempt: row.int(1), maxAttempts: row.int(2))
         }
+    }
+
+    /// The status, attempt and attempt limit of a task, for `apply(_:to:attempt:known:)`.
+    public func state(of id: Int64) throws -> KnownState? {
+        try db.queryOne("SELECT status, attempt, max_attempts FROM tasks WHERE id = ?1", id) { try KnownState.decode($0, task: id) }
     }
 
     /// Applies `change` to task `id` if and only if the task is still at `attempt` and the state

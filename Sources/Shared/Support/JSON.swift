@@ -90,10 +90,6 @@ extension JSON {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public func write(to out: inout String) {
-        out += serialized()
-    }
-
     /// Appends the compact serialisation as UTF-8.
     public func write(bytes out: inout [UInt8]) {
         switch self {
