@@ -16,6 +16,8 @@ final class BenchStack {
         directory = String(cString: made)
         var env = ["PATH": "/usr/local/bin:/usr/bin:/bin", "SWITCHYARD_STATE_DIR": directory + "/state", "SWITCHYARD_LOG": "stderr",
                    "SWITCHYARD_LOG_LEVEL": ProcessInfo.processInfo.environment["BENCH_LOG_LEVEL"] ?? "warning", "SWITCHYARD_GATE_LISTEN": "127.0.0.1:0"]
+        // Diagnostics passed through to the daemons (SWITCHYARD_SQL_PROFILE=1 with BENCH_LOG_LEVEL=notice).
+        if let profile = ProcessInfo.processInfo.environment["SWITCHYARD_SQL_PROFILE"] { env["SWITCHYARD_SQL_PROFILE"] = profile }
         if let profiles {
             let text = "{\"profiles\": [\(profiles)]}".replacingOccurrences(of: "@BIN@", with: BinaryLocation.directory)
                 .replacingOccurrences(of: "@DIR@", with: directory)

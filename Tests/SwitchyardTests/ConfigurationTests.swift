@@ -10,6 +10,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(config.databasePath, config.stateDirectory + "/switchyard.db")
         XCTAssertEqual(config.gateListen, "127.0.0.1:8787")
         XCTAssertEqual(config.synchronous, .full)
+        XCTAssertFalse(config.databaseOptions.profileStatements)
+        XCTAssertTrue(try Configuration.load(environment: ["SWITCHYARD_SQL_PROFILE": "1"]).databaseOptions.profileStatements)
     }
 
     func testErrors_nameTheVariable() {
@@ -19,6 +21,7 @@ final class ConfigurationTests: XCTestCase {
             (["SWITCHYARD_GATE_LISTEN": "127.0.0.1:99999"], "SWITCHYARD_GATE_LISTEN"),
             (["SWITCHYARD_MODE": "prod"], "SWITCHYARD_MODE"),
             (["SWITCHYARD_BUSY_TIMEOUT_MS": "soon"], "SWITCHYARD_BUSY_TIMEOUT_MS"),
+            (["SWITCHYARD_SQL_PROFILE": "yes"], "SWITCHYARD_SQL_PROFILE"),
             (["SWITCHYARD_SYNCRONOUS": "FULL"], "SWITCHYARD_SYNCRONOUS"),
             (["SWITCHYARD_ENV_FILE": "/nonexistent/switchyard.env"], "SWITCHYARD_ENV_FILE"),
         ]

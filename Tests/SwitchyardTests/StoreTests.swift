@@ -13,6 +13,21 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try normal.scalarInt("PRAGMA synchronous"), 1)
     }
 
+    func testStatementProfile_countsOnlyWhenEnabled() throws {
+        let sandbox = Sandbox()
+        let plain = try makeDatabase(sandbox)
+        _ = try plain.scalarInt("SELECT count(*) FROM tasks")
+        XCTAssertTrue(plain.statementProfile.isEmpty, "profiling is off by default")
+
+        let profiled = try Database(path: sandbox.databasePath, options: DatabaseOptions(profileStatements: true))
+        for _ in 0..<3 { _ = try profiled.scalarInt("SELECT count(*) FROM tasks") }
+        try profiled.write { try profiled.run("UPDATE control SET reason = ?1 WHERE id = 1", "profiled") }
+        let profile = profiled.statementProfile
+        XCTAssertEqual(profile.first { $0.sql == "SELECT count(*) FROM tasks" }?.calls, 3)
+        XCTAssertEqual(profile.first { $0.sql.hasPrefix("UPDATE control") }?.calls, 1)
+        XCTAssertTrue(profile.allSatisfy { $0.nanoseconds > 0 })
+    }
+
     func testMigrate_fromEmpty_reachesLatestAndIsIdempotent() throws {
         let sandbox = Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)

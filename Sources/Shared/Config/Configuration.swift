@@ -53,6 +53,8 @@ public struct Configuration: Sendable {
     public var profilesPath: String?
     public var synchronous: SynchronousMode
     public var busyTimeoutMilliseconds: Int32
+    /// Time every SQL statement and log the most expensive ones at stop (a diagnostic).
+    public var profileStatements: Bool
     public var logTarget: LogTarget
     public var logLevel: LogLevel
     public var retryPolicy: RetryPolicy
@@ -67,7 +69,7 @@ public struct Configuration: Sendable {
         "SWITCHYARD_MODE", "SWITCHYARD_ENV_FILE", "SWITCHYARD_STATE_DIR", "SWITCHYARD_DB", "SWITCHYARD_RUN_DIR",
         "SWITCHYARD_GATE_LISTEN", "SWITCHYARD_CONTROL_TOKEN", "SWITCHYARD_CONTROL_TOKEN_FILE",
         "SWITCHYARD_READONLY_TOKEN", "SWITCHYARD_READONLY_TOKEN_FILE", "SWITCHYARD_PROFILES",
-        "SWITCHYARD_SYNCHRONOUS", "SWITCHYARD_BUSY_TIMEOUT_MS", "SWITCHYARD_LOG", "SWITCHYARD_LOG_LEVEL",
+        "SWITCHYARD_SYNCHRONOUS", "SWITCHYARD_BUSY_TIMEOUT_MS", "SWITCHYARD_SQL_PROFILE", "SWITCHYARD_LOG", "SWITCHYARD_LOG_LEVEL",
         "SWITCHYARD_RETRY_BASE_MS", "SWITCHYARD_RETRY_MAX_MS", "SWITCHYARD_COMPONENTS",
         "SWITCHYARD_TESTKIT_FAULT", "SWITCHYARD_BIN_DIR", "SWITCHYARD_COMPONENT_WATCHDOG_MS",
         "SWITCHYARD_COMPONENT_START_TIMEOUT_MS", "SWITCHYARD_COMPONENT_STOP_TIMEOUT_MS", "SWITCHYARD_RESTART_DELAY_MS",
@@ -123,6 +125,7 @@ public struct Configuration: Sendable {
         }
         synchronous = syncMode
         busyTimeoutMilliseconds = Int32(try Self.integer(env, "SWITCHYARD_BUSY_TIMEOUT_MS", default: 15_000, range: 100...600_000))
+        profileStatements = try Self.integer(env, "SWITCHYARD_SQL_PROFILE", default: 0, range: 0...1) == 1
         logTarget = try Self.choice(env, "SWITCHYARD_LOG", default: .auto)
         logLevel = try Self.choice(env, "SWITCHYARD_LOG_LEVEL", default: .info)
         let base = try Self.integer(env, "SWITCHYARD_RETRY_BASE_MS", default: 10_000, range: 1...3_600_000)
@@ -159,7 +162,8 @@ public struct Configuration: Sendable {
     }
 
     public var databaseOptions: DatabaseOptions {
-        DatabaseOptions(synchronous: synchronous, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
+        DatabaseOptions(synchronous: synchronous, busyTimeoutMilliseconds: busyTimeoutMilliseconds,
+                        profileStatements: profileStatements)
     }
 
     static func choice<T: RawRepresentable>(_ env: [String: String], _ name: String, default value: T) throws -> T

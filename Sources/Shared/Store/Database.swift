@@ -14,10 +14,14 @@ public struct DatabaseOptions: Sendable {
     /// How long a writer waits for the write lock before SQLITE_BUSY surfaces.
     public var busyTimeoutMilliseconds: Int32 = 15_000
     public var readOnly = false
-    public init(synchronous: SynchronousMode = .full, busyTimeoutMilliseconds: Int32 = 15_000, readOnly: Bool = false) {
+    /// Time every statement (SWITCHYARD_SQL_PROFILE): `statementProfile` reports the totals.
+    public var profileStatements = false
+    public init(synchronous: SynchronousMode = .full, busyTimeoutMilliseconds: Int32 = 15_000, readOnly: Bool = false,
+                profileStatements: Bool = false) {
         self.synchronous = synchronous
         self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
         self.readOnly = readOnly
+        self.profileStatements = profileStatements
     }
 }
 
@@ -48,6 +52,7 @@ public final class Database {
     private var transactionDepth = 0
     private var afterCommitActions: [() -> Void] = []
     public private(set) var writeStatistics = WriteStatistics()
+    private let profiling: Bool
 
     public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
         var db: OpaquePointer?
@@ -62,6 +67,7 @@ public final class Database {
         }
         self.handle = db
         self.path = path
+        self.profiling = options.profileStatements
         sqlite3_extended_result_codes(db, 1)
         Database.installBusyHandler(db, timeoutMilliseconds: options.busyTimeoutMilliseconds)
         do {
@@ -159,8 +165,12 @@ public final class Database {
     @discardableResult
     public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
         let statement = try cachedStatement(sql)
+        let started = profiling ? MonotonicInstant.now() : nil
         try statement.bind(arguments)
-        defer { statement.reset() }
+        defer {
+            statement.reset()
+            if let started { statement.record(since: started) }
+        }
         while try statement.step() {}
         return Int(sqlite3_changes64(handle))
     }
@@ -172,8 +182,12 @@ public final class Database {
 
     public func query<T>(_ sql: String, arguments: [SQLBindable], map: (Row) throws -> T) throws -> [T] {
         let statement = try cachedStatement(sql)
+        let started = profiling ? MonotonicInstant.now() : nil
         try statement.bind(arguments)
-        defer { statement.reset() }
+        defer {
+            statement.reset()
+            if let started { statement.record(since: started) }
+        }
         var rows: [T] = []
         while try statement.step() {
             rows.append(try map(Row(statement: statement.handle)))
@@ -188,8 +202,12 @@ public final class Database {
 
     public func queryOne<T>(_ sql: String, arguments: [SQLBindable], map: (Row) throws -> T) throws -> T? {
         let statement = try cachedStatement(sql)
+        let started = profiling ? MonotonicInstant.now() : nil
         try statement.bind(arguments)
-        defer { statement.reset() }
+        defer {
+            statement.reset()
+            if let started { statement.record(since: started) }
+        }
         guard try statement.step() else { return nil }
         return try map(Row(statement: statement.handle))
     }
@@ -200,6 +218,13 @@ public final class Database {
 
     public func scalarString(_ sql: String, _ arguments: SQLBindable...) throws -> String? {
         try queryOne(sql, arguments: arguments) { $0.optionalString(0) } ?? nil
+    }
+
+    /// With `profileStatements`: each cached statement's calls and total time (binding, stepping
+    /// and the caller's row mapping), the most expensive first.
+    public var statementProfile: [(sql: String, calls: Int, nanoseconds: UInt64)] {
+        statementCache.values.filter { $0.calls > 0 }.map { ($0.sql, $0.calls, $0.nanoseconds) }
+            .sorted { $0.nanoseconds > $1.nanoseconds }
     }
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }

@@ -6,6 +6,9 @@ public final class Statement {
     let handle: OpaquePointer
     public let sql: String
     private unowned let database: Database
+    /// Calls and time spent, counted only when the connection profiles statements.
+    private(set) var calls = 0
+    private(set) var nanoseconds: UInt64 = 0
 
     init(database: Database, sql: String) throws {
         var stmt: OpaquePointer?
@@ -61,6 +64,11 @@ public final class Statement {
     }
 
     func reset() { sqlite3_reset(handle) }
+
+    func record(since started: MonotonicInstant) {
+        calls += 1
+        nanoseconds += MonotonicInstant.now().nanoseconds - started.nanoseconds
+    }
 }
 
 @available(*, unavailable)
