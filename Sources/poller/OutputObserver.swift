@@ -123,7 +123,16 @@ final class OutputObserver {
             // The cursor only moves here, right after the prefetch; still, never apply a row twice.
             let fresh = rows.drop { $0.row.id <= cursor }
             guard let last = fresh.last else { return }
-            for parsed in fresh { try handle(parsed, report: &report, log: &logLines) }
+            var batch = Batch(ending: Self.attemptsEnding(in: fresh))
+            for parsed in fresh { try handle(parsed, batch: &batch, report: &report, log: &logLines) }
+            // A folded start whose finish did not apply is written on its own.
+            let tasks = TaskStore(db: db, retryPolicy: runtime.configuration.retryPolicy)
+            for (key, start) in batch.foldedStarts.sorted(by: { $0.value.at < $1.value.at }) {
+                if try tasks.apply(.start, to: key.task, attempt: key.attempt, source: "poller", at: start.at).didApply,
+                   start.lastEventAt > start.at {
+                    try tasks.touch(id: key.task, attempt: key.attempt, at: start.lastEventAt)
+                }
+            }
             try CursorStore(db: db).advance(Self.cursorName, to: last.row.id)
             cursor = last.row.id
             report.moreWaiting = rows.count == Self.batchSize
@@ -131,6 +140,33 @@ final class OutputObserver {
         let log = runtime.log
         db.afterCommit { for (level, message, fields) in logLines { log.log(level, message, fields) } }
         return report
+    }
+
+    /// What one batch knows beyond the database: which attempts end in it, and the starts held
+    /// back to be written with those ends.
+    struct Batch {
+        let ending: Set<AttemptKey>
+        var foldedStarts: [AttemptKey: TaskStore.FoldedStart] = [:]
+    }
+
+    /// Attempts whose end (a result line, an exit, a failed spawn, a lost agent) is in `rows`.
+    static func attemptsEnding(in rows: ArraySlice<ParsedRow>) -> Set<AttemptKey> {
+        var ending = Set<AttemptKey>()
+        for parsed in rows {
+            let row = parsed.row
+            switch row.kind {
+            case .line:
+                guard case .outcome = parsed.event,
+                      let task = parsed.reference?.taskID ?? row.taskID, let attempt = parsed.reference?.attempt ?? row.attempt
+                else { continue }
+                ending.insert(key(task, attempt))
+            case .exit, .spawnFailed, .lost:
+                if let task = row.taskID, let attempt = row.attempt { ending.insert(key(task, attempt)) }
+            case .spawned:
+                continue
+            }
+        }
+        return ending
     }
 
     /// What the observer needs of a task: the state for `apply`, and the lane and profile.
@@ -146,7 +182,8 @@ final class OutputObserver {
         }
     }
 
-    private func handle(_ parsedRow: ParsedRow, report: inout Report, log: inout [(LogLevel, String, Logger.Fields)]) throws {
+    private func handle(_ parsedRow: ParsedRow, batch: inout Batch, report: inout Report,
+                        log: inout [(LogLevel, String, Logger.Fields)]) throws {
         let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
         let row = parsedRow.row
         // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
@@ -162,13 +199,17 @@ final class OutputObserver {
         let profile = task.profile.flatMap { catalog[$0] }
         let format = profile?.format ?? .switchyard
         let current = task.state.attempt == attempt && task.state.status.isActive
+        let key = Self.key(taskID, attempt)
 
         func finish(_ change: TaskChange, _ message: String) throws {
-            let outcome = try tasks.apply(change, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state)
+            let foldedStart = batch.foldedStarts.removeValue(forKey: key)
+            let outcome = try tasks.apply(change, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state,
+                                          foldedStart: foldedStart)
+            if !outcome.didApply, let foldedStart { batch.foldedStarts[key] = foldedStart }
             switch outcome {
             case .applied(let status, _):
                 report.finishedTasks += 1
-                progress[Self.key(taskID, attempt)] = nil
+                progress[key] = nil
                 note(status == .succeeded ? .info : .warning, "\(message): task \(status.rawValue)")
                 if let profile, profile.mode == .rpc {
                     report.freedAgents.append(FreedAgent(id: row.agentID, profile: profile.name, taskID: taskID, attempt: attempt))
@@ -194,16 +235,24 @@ final class OutputObserver {
                 return
             }
             guard current else { return }
-            if task.state.status == .dispatched {
+            if task.state.status == .dispatched, batch.ending.contains(key) {
+                // The attempt also ends in this batch: its finishing write records the start.
+                if let start = batch.foldedStarts[key] {
+                    batch.foldedStarts[key]?.lastEventAt = max(start.lastEventAt, row.at)
+                } else {
+                    batch.foldedStarts[key] = TaskStore.FoldedStart(at: row.at, lastEventAt: row.at)
+                    note(.info, "agent started working")
+                }
+            } else if task.state.status == .dispatched {
                 // .start sets last_event_at too.
                 try tasks.apply(.start, to: taskID, attempt: attempt, source: "poller", at: row.at, known: task.state)
                 note(.info, "agent started working")
             } else {
                 try tasks.touch(id: taskID, attempt: attempt, at: row.at)
             }
-            var state = progress[Self.key(taskID, attempt)] ?? Progress()
+            var state = progress[key] ?? Progress()
             Self.accumulate(&state, line: text, event: event, format: format)
-            progress[Self.key(taskID, attempt)] = state
+            progress[key] = state
         case .exit:
             report.idleAgents += 1  // an exited process frees a slot of its profile
             guard current else { return }
@@ -213,11 +262,11 @@ final class OutputObserver {
             let tail = exit["stderr_tail"]?.stringValue ?? ""
             let how = status.map { "exited with status \($0)" } ?? "was killed by signal \(signal ?? 0)"
             if (format == .codex || format == .plain) && status == 0 {
-                let state = progress[Self.key(taskID, attempt)] ?? Progress()
+                let state = progress[key] ?? Progress()
                 try finish(.succeed(result(from: state, profile: profile)), "agent exited cleanly")
             } else {
                 let detail = tail.isEmpty ? "" : "; stderr: " + String(tail.suffix(1000))
-                let partial = progress[Self.key(taskID, attempt)].map { result(from: $0, profile: profile) }
+                let partial = progress[key].map { result(from: $0, profile: profile) }
                 try finish(.fail(error: "agent \(how) without a result\(detail)", retryable: true, result: partial), "agent \(how)")
             }
         case .spawnFailed:

@@ -35,6 +35,30 @@ final class DispatchChainTests: XCTestCase {
         XCTAssertEqual(try stack.db.scalarInt("SELECT count(*) FROM agents WHERE profile = 'rpc'"), 1, "the warm rpc agent was reused")
     }
 
+    func testStart_isWrittenOnItsOwn_unlessTheResultArrivesInTheSameBatch() throws {
+        let stack = try Stack(profiles: Self.demoProfiles)
+        // The agent acknowledges, works 400 ms, then reports: two batches of output, so the task
+        // is seen running in between.
+        let slow = try stack.submit("slow @work=400", capabilities: ["code"])
+        XCTAssertTrue(waitUntil(.seconds(20)) { stack.status(slow) == .running }, stack.log)
+        XCTAssertTrue(stack.waitFor([slow]), stack.log)
+        // The agent acknowledges and reports in one write: one batch, one finishing UPDATE that
+        // also records the start.
+        let quick = try stack.submit("quick", capabilities: ["code"])
+        XCTAssertTrue(stack.waitFor([quick]), stack.log)
+        for (id, folded) in [(slow, false), (quick, true)] {
+            let task = try stack.task(id)
+            XCTAssertEqual(task.status, .succeeded)
+            let events = try stack.events(id)
+            XCTAssertEqual(events.map(\.kind).filter { $0 != "agent_spawned" }, ["submitted", "claimed", "dispatched", "started", "succeeded"])
+            let started = try XCTUnwrap(events.first { $0.kind == "started" })
+            XCTAssertEqual(started.payload["folded"]?.boolValue ?? false, folded, "task \(id): \(started.payload)")
+            XCTAssertEqual(task.startedAt, started.at)
+            let finished = try XCTUnwrap(task.finishedAt)
+            XCTAssertLessThanOrEqual(try XCTUnwrap(task.startedAt), finished)
+        }
+    }
+
     func testOutputFormats_zotClaudeCodexPlain_replayedFixtures() throws {
         // Fixture agents that print recorded-looking lines of each format.
         let zot = """

@@ -104,6 +104,40 @@ final class TaskStateMachineTests: XCTestCase {
         XCTAssertEqual(try store.task(id: id)?.status, .succeeded)
     }
 
+    func testFoldedStart_aDispatchedTaskThatFinishesRecordsItsStartInTheSameWrite() throws {
+        for finishing in [TaskChange.succeed(TaskResult(summary: "ok")), .fail(error: "boom", retryable: true, result: nil),
+                          .requestReview(reason: "question", result: nil)] {
+            let id = try task(in: .dispatched)
+            let start = TaskStore.FoldedStart(at: 1_000, lastEventAt: 1_500)
+            XCTAssertTrue(try store.apply(finishing, to: id, attempt: 1, source: "poller", at: 2_000, foldedStart: start).didApply)
+            let after = try XCTUnwrap(store.task(id: id))
+            XCTAssertEqual(after.startedAt, 1_000, "\(finishing)")
+            XCTAssertEqual(after.lastEventAt, 1_500)
+            let events = try store.events(task: id).filter { $0.kind != "submitted" }
+            XCTAssertEqual(events.first?.kind, "started", "the start comes first, as if written on its own")
+            XCTAssertEqual(events.first?.at, 1_000)
+            XCTAssertEqual(events.dropFirst().first?.kind, finishing.eventKindForTests)
+            XCTAssertEqual(events.filter { $0.kind == "started" }.count, 1)
+        }
+    }
+
+    func testFoldedStart_isIgnoredUnlessTheTaskIsStillDispatched() throws {
+        // Already running: its start was written; a second one would be a lie.
+        let running = try task(in: .running)
+        try store.apply(.succeed(TaskResult(summary: "ok")), to: running, attempt: 1, source: "poller",
+                        foldedStart: TaskStore.FoldedStart(at: 1_000, lastEventAt: 1_000))
+        XCTAssertFalse(try store.events(task: running).contains { $0.kind == "started" })
+        XCTAssertNil(try store.task(id: running)?.startedAt)
+        // A caller that wrongly believes the task is dispatched: decided again from the database,
+        // and the start is neither recorded twice nor on a task that was never dispatched.
+        let claimed = try task(in: .claimed)
+        let wrong = TaskStore.KnownState(status: .dispatched, attempt: 1, maxAttempts: 3)
+        XCTAssertEqual(try store.apply(.succeed(TaskResult(summary: "ok")), to: claimed, attempt: 1, source: "poller",
+                                       known: wrong, foldedStart: TaskStore.FoldedStart(at: 1_000, lastEventAt: 1_000)),
+                       .forbidden(from: .claimed, to: .succeeded))
+        XCTAssertFalse(try store.events(task: claimed).contains { $0.kind == "started" })
+    }
+
     func testFencing_staleAttemptCannotComplete() throws {
         let id = try taskOnSecondAttempt()
         let outcome = try store.apply(.succeed(TaskResult(summary: "late", costUSD: 5)), to: id, attempt: 1, source: "poller")
@@ -224,5 +258,17 @@ final class DispatchPlannerTests: XCTestCase {
         XCTAssertEqual(try planner.claimReady(source: "test").claimed.map(\.task.id), [other])
         XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM tasks WHERE lane = 'a' AND status = 'claimed'"), 1,
                        "lane a keeps its limit of one active task")
+    }
+}
+
+extension TaskChange {
+    /// The event kind a change writes (the test's own copy, so a renamed kind fails here).
+    var eventKindForTests: String {
+        switch self {
+        case .succeed: return "succeeded"
+        case .fail: return "failed"
+        case .requestReview: return "needs_review"
+        default: return "?"
+        }
     }
 }

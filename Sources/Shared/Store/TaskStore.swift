@@ -124,6 +124,20 @@ public struct TaskStore {
         }
     }
 
+    /// An attempt's first sign of life, handed to the change that ends the attempt when both
+    /// arrived together (an agent's first line and its result in one batch of output). A task
+    /// still `dispatched` then records its start with the same write: the `started` event, then
+    /// started_at and last_event_at in the finishing UPDATE. Nothing can observe the `running`
+    /// state in between inside one transaction, so it is not written on its own.
+    public struct FoldedStart: Sendable, Equatable {
+        public var at: Microseconds
+        public var lastEventAt: Microseconds
+        public init(at: Microseconds, lastEventAt: Microseconds) {
+            self.at = at
+            self.lastEventAt = lastEventAt
+        }
+    }
+
     /// The status, attempt and attempt limit of a task, for `apply(_:to:attempt:known:)`.
     public func state(of id: Int64) throws -> KnownState? {
         try db.queryOne("SELECT status, attempt, max_attempts FROM tasks WHERE id = ?1", id) { try KnownState.decode($0, task: id) }
@@ -138,23 +152,28 @@ public struct TaskStore {
     /// `known`: the task's state as the caller read it in the same write transaction (saves a
     /// read on hot paths). Every UPDATE is fenced on it anyway; should it be wrong, the change
     /// is decided again from a fresh read.
+    ///
+    /// `foldedStart`: see `FoldedStart`; used only when a finishing change (succeed, fail,
+    /// review) applies to a task that is still `dispatched`.
     @discardableResult
     public func apply(_ change: TaskChange, to id: Int64, attempt: Int, source: String,
-                      at now: Microseconds = WallClock.now(), known: KnownState? = nil) throws -> TransitionOutcome {
+                      at now: Microseconds = WallClock.now(), known: KnownState? = nil,
+                      foldedStart: FoldedStart? = nil) throws -> TransitionOutcome {
         try db.write {
             if let known, let outcome = try decide(change, id: id, attempt: attempt, current: known, source: source, now: now,
-                                                  fenceFailure: .returnNil) {
+                                                  foldedStart: foldedStart, fenceFailure: .returnNil) {
                 return outcome
             }
             guard let current = try state(of: id) else { return .notFound }
-            return try decide(change, id: id, attempt: attempt, current: current, source: source, now: now, fenceFailure: .fail)!
+            return try decide(change, id: id, attempt: attempt, current: current, source: source, now: now,
+                              foldedStart: foldedStart, fenceFailure: .fail)!
         }
     }
 
     private enum FenceFailure { case returnNil, fail }
 
     private func decide(_ change: TaskChange, id: Int64, attempt: Int, current: KnownState, source: String,
-                        now: Microseconds, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
+                        now: Microseconds, foldedStart: FoldedStart?, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
         let status = current.status
         guard current.attempt == attempt else {
             if fenceFailure == .returnNil { return nil }  // confirm from a fresh read before recording a stale report
@@ -171,15 +190,27 @@ public struct TaskStore {
             return fenceFailure == .returnNil ? nil : .forbidden(from: status, to: change.target)
         }
         return try write(change, task: id, from: status, attempt: attempt, maxAttempts: current.maxAttempts,
-                         source: source, now: now, fenceFailure: fenceFailure)
+                         source: source, now: now, foldedStart: status == .dispatched ? foldedStart : nil, fenceFailure: fenceFailure)
     }
 
-    private func write(_ change: TaskChange, task id: Int64, from status: TaskStatus, attempt: Int,
-                       maxAttempts: Int, source: String, now: Microseconds, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
+    private func write(_ change: TaskChange, task id: Int64, from status: TaskStatus, attempt: Int, maxAttempts: Int,
+                       source: String, now: Microseconds, foldedStart: FoldedStart?, fenceFailure: FenceFailure) throws -> TransitionOutcome? {
         // Every UPDATE repeats the fence (id, attempt, status) so that even a logic slip above
         // cannot write over a row that moved.
         let fence = "WHERE id = ?1 AND attempt = ?2 AND status = ?3"
         var changed = 0
+        let finishStart: FoldedStart?
+        switch change {
+        case .succeed, .fail, .requestReview: finishStart = foldedStart
+        default: finishStart = nil
+        }
+        // Once the UPDATE applied: the folded start's event goes before the finishing one, as if
+        // it had been written on its own.
+        func recordFoldedStart() throws {
+            guard let finishStart else { return }
+            try appendEvent(task: id, attempt: attempt, kind: TaskChange.start.eventKind, source: source, at: finishStart.at,
+                            payload: ["from": .string(status.rawValue), "folded": .bool(true)])
+        }
         var finalAttempt = attempt
         var payload: [String: JSON] = ["from": .string(status.rawValue)]
         switch change {
@@ -201,10 +232,10 @@ public struct TaskStore {
                 UPDATE tasks SET status = 'running', started_at = ?4, last_event_at = ?4, updated_at = ?4 \(fence)
                 """, id, attempt, status.rawValue, now)
         case .succeed(let result):
-            changed = try finish(id, attempt, status, to: .succeeded, result: result, error: nil, now: now)
+            changed = try finish(id, attempt, status, to: .succeeded, result: result, error: nil, now: now, start: finishStart)
             payload.merge(result.eventPayload) { $1 }
         case .requestReview(let reason, let result):
-            changed = try finish(id, attempt, status, to: .needsReview, result: result, error: reason, now: now)
+            changed = try finish(id, attempt, status, to: .needsReview, result: result, error: reason, now: now, start: finishStart)
             payload["reason"] = .string(reason)
             if let result { payload.merge(result.eventPayload) { $1 } }
         case .cancel(let reason):
@@ -223,11 +254,12 @@ public struct TaskStore {
                 """, id, attempt, status.rawValue, now)
             payload["reason"] = .string(reason)
         case .fail(let error, let retryable, let result):
-            changed = try finish(id, attempt, status, to: .failed, result: result, error: error, now: now)
+            changed = try finish(id, attempt, status, to: .failed, result: result, error: error, now: now, start: finishStart)
             payload["error"] = .string(error)
             payload["retryable"] = .bool(retryable)
             if let result { payload.merge(result.eventPayload) { $1 } }
             guard changed == 1 else { break }
+            try recordFoldedStart()
             try appendEvent(task: id, attempt: attempt, kind: change.eventKind, source: source, at: now, payload: payload)
             // The failed state is resolved in the same transaction: it never persists on its own.
             let decision = retryPolicy.decide(attempt: attempt, maxAttempts: maxAttempts, retryable: retryable, random: random())
@@ -238,22 +270,24 @@ public struct TaskStore {
             if fenceFailure == .returnNil { return nil }
             throw SchemaError(message: "task \(id) moved under a write lock (fence failed); refusing to continue")
         }
+        try recordFoldedStart()
         try appendEvent(task: id, attempt: finalAttempt, kind: change.eventKind, source: source, at: now, payload: payload)
         return .applied(status: change.target, attempt: finalAttempt)
     }
 
     private func finish(_ id: Int64, _ attempt: Int, _ status: TaskStatus, to target: TaskStatus,
-                        result: TaskResult?, error: String?, now: Microseconds) throws -> Int {
+                        result: TaskResult?, error: String?, now: Microseconds, start: FoldedStart? = nil) throws -> Int {
         // Cost and tokens accumulate across attempts: a failed attempt still spent money.
         try db.run("""
             UPDATE tasks SET status = ?4, finished_at = ?5, updated_at = ?5,
                 error = ?6, result_summary = coalesce(?7, result_summary),
                 cost_usd = cost_usd + ?8, input_tokens = input_tokens + ?9, output_tokens = output_tokens + ?10,
-                cache_read_tokens = cache_read_tokens + ?11, cache_write_tokens = cache_write_tokens + ?12
+                cache_read_tokens = cache_read_tokens + ?11, cache_write_tokens = cache_write_tokens + ?12,
+                started_at = coalesce(?13, started_at), last_event_at = coalesce(?14, last_event_at)
             WHERE id = ?1 AND attempt = ?2 AND status = ?3
             """, id, attempt, status.rawValue, target.rawValue, now, error, result?.summary,
             result?.costUSD ?? 0, result?.usage.input ?? 0, result?.usage.output ?? 0,
-            result?.usage.cacheRead ?? 0, result?.usage.cacheWrite ?? 0)
+            result?.usage.cacheRead ?? 0, result?.usage.cacheWrite ?? 0, start?.at, start?.lastEventAt)
     }
 
     private func resolveFailure(_ id: Int64, attempt: Int, decision: RetryPolicy.Decision, source: String,
