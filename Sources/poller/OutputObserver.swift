@@ -104,7 +104,21 @@ final class OutputObserver {
     /// the cursor that one snapshot sees are a complete prefix. Parsing here keeps it out of the
     /// time this process holds the database's write lock.
     func prefetch() throws -> [ParsedRow] {
-        let rows = try AgentStore(db: runtime.db).output(after: cursor, limit: Self.batchSize)
+        try read(after: cursor, limit: Self.batchSize)
+    }
+
+    /// Tops up a prefetched batch with the rows committed since, read once this process holds
+    /// the write lock: while it waited for the lock, agents kept answering, and what arrived
+    /// goes into the same transaction instead of the next one (one commit carries more work).
+    func topUp(_ rows: [ParsedRow]) throws -> [ParsedRow] {
+        let room = Self.batchSize - rows.count
+        guard room > 0 else { return rows }
+        let late = try read(after: rows.last?.row.id ?? cursor, limit: room)
+        return late.isEmpty ? rows : rows + late
+    }
+
+    private func read(after position: Int64, limit: Int) throws -> [ParsedRow] {
+        let rows = try AgentStore(db: runtime.db).output(after: position, limit: limit)
         return try rows.map { row in
             guard row.kind == .line, let text = row.line, let profileName = try agentProfile(row.agentID),
                   let format = catalog[profileName]?.format else { return ParsedRow(row: row, event: nil, reference: nil) }

@@ -32,7 +32,7 @@ final class PollerService: SweepingService {
                 return
             }
             try runtime.db.write {
-                observed = try observer.consume(rows)
+                observed = try observer.consume(try observer.topUp(rows))
                 let outcome = try dispatcher.dispatchClaimed(freed: observed.freedAgents)
                 dispatched = outcome.dispatched
                 observed.idleAgents += outcome.released
