@@ -59,8 +59,11 @@ extension AgentSupervisor {
             // Backpressure: stop reading; the full pipe makes the agent wait.
             log.debug("agent output over its rate: pausing reads for \(pause.short) after \(lines.count) lines", agent.logFields)
             runtime.loop.setEvents(watch, 0)
+            agent.stdoutPaused = true
             runtime.loop.schedule(after: pause) { [weak self, weak agent] in
-                guard let agent, let watch = agent.stdoutWatch else { return }
+                guard let agent else { return }
+                agent.stdoutPaused = false
+                guard let watch = agent.stdoutWatch else { return }
                 self?.runtime.loop.setEvents(watch, Int16(POLLIN))
             }
         }
@@ -121,6 +124,7 @@ extension AgentSupervisor {
     func queue(_ row: AgentOutputRow) {
         pendingOutput.append(row)
         pendingOutputBytes += row.line?.utf8.count ?? 0
+        if toppingUp { return }  // the flush in progress takes it
         if pendingOutput.count >= Self.maxPendingRows || pendingOutputBytes >= Self.maxPendingBytes {
             flushOutput()
         } else {
@@ -162,10 +166,12 @@ extension AgentSupervisor {
             flushDue = nil
         }
         guard !pendingOutput.isEmpty || !completions.isEmpty || also != nil else { return }
-        let rows = pendingOutput
+        var rows: [AgentOutputRow] = []
         let answers = completions
         let ok = runtime.step("append agent output") {
             try runtime.db.write {
+                topUpOutput()
+                rows = pendingOutput
                 try store.append(rows)
                 for answer in answers { try store.completeCommand(id: answer.id, succeeded: answer.ok, result: answer.message) }
                 try also?()
@@ -183,6 +189,21 @@ extension AgentSupervisor {
         } else {
             // Keep everything and try again shortly (the database may be briefly unavailable).
             scheduleFlush(after: .milliseconds(100))
+        }
+    }
+
+    /// Reads what agents wrote while this flush waited for the write lock, so it commits with
+    /// this batch instead of in the next transaction: one poll(2) over the pipes that are not
+    /// paused by their rate, then a read of the ready ones only.
+    func topUpOutput() {
+        let candidates = agents.values.filter { $0.stdoutWatch != nil && !$0.stdoutPaused && $0.child.stdoutFD != nil }
+        guard !candidates.isEmpty else { return }
+        var fds = candidates.map { pollfd(fd: $0.child.stdoutFD ?? -1, events: Int16(POLLIN), revents: 0) }
+        guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+        toppingUp = true
+        defer { toppingUp = false }
+        for (agent, polled) in zip(candidates, fds) where polled.revents & Int16(POLLIN | POLLHUP) != 0 {
+            readStdout(agent)
         }
     }
 

@@ -20,6 +20,8 @@ final class AgentProcess {
     var journalBucket = TokenBucket(rate: 20, burst: 200)
     var suppressedStderrLines = 0
     var stdoutWatch: EventLoop.Handle?
+    /// Reads are paused: the agent wrote faster than its profile's rate.
+    var stdoutPaused = false
     var stderrWatch: EventLoop.Handle?
     var stdinWatch: EventLoop.Handle?
     var exitWatch: EventLoop.Handle?
