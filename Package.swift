@@ -29,7 +29,7 @@ let package = Package(
         // The embedded default's agent and the tests' workhorse: Switchyard JSONL, rpc and oneshot.
         .executableTarget(name: "switchyard-demo-agent", dependencies: ["Shared"], path: "Sources/demo-agent"),
         // Benchmarks: `swift run -c release switchyard-bench` prints figures for every target.
-        .executableTarget(name: "switchyard-bench", dependencies: ["Shared"], path: "bench"),
+        .executableTarget(name: "switchyard-bench", dependencies: ["Shared"], path: "bench", exclude: ["run"]),
         // The chaos harness: the whole stack under SIGKILL and SIGSTOP, then an audit of the event log.
         .executableTarget(name: "switchyard-chaos", dependencies: ["Shared"], path: "chaos"),
         // Helper processes for the integration tests (concurrent writers, notify probes). Not installed.

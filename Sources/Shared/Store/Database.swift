@@ -54,7 +54,14 @@ public final class Database {
     public private(set) var writeStatistics = WriteStatistics()
     private let profiling: Bool
 
+    /// Process-wide SQLite settings, applied once before the first connection opens.
+    private static let configureSQLite: Void = {
+        // SQLITE_MISUSE only if SQLite was already initialized; the statistics then stay on.
+        _ = csqlite_disable_memory_statistics()
+    }()
+
     public init(path: String, options: DatabaseOptions = DatabaseOptions()) throws {
+        Database.configureSQLite
         var db: OpaquePointer?
         // NOMUTEX: each connection is confined to one thread, so SQLite's per-connection mutex is waste.
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
