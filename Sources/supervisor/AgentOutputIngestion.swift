@@ -36,23 +36,17 @@ extension AgentSupervisor {
         handle = nil
     }
 
-    func readStdout(_ agent: AgentProcess, ignoringRate: Bool = false) {
+    func readStdout(_ agent: AgentProcess, ignoringRate: Bool = false, byteLimit: Int = 256 * 1024) {
         guard let fd = agent.child.stdoutFD else { return }
         // Read no more than the rate allows now: a read that took whatever the pipe held could
         // overshoot the rate by a whole read when the agent keeps the pipe full.
         let budget = ignoringRate ? Int.max : max(1, Int(agent.stdoutBucket.available()))
-        let (lines, open) = readLines(fd, &agent.stdoutSplitter, limit: ignoringRate ? Int.max : 256 * 1024, budget: budget)
+        let (lines, open) = readLines(fd, &agent.stdoutSplitter, limit: ignoringRate ? Int.max : byteLimit, budget: budget)
         if !open {
             unwatch(&agent.stdoutWatch)
             agent.child.closeStdout()
         }
-        for line in lines {
-            queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .line,
-                                 line: line.text, truncated: line.truncated))
-            if line.truncated {
-                log.warning("agent output line truncated at \(agent.profile.maxLineBytes) bytes", agent.logFields)
-            }
-        }
+        queueLines(lines, of: agent)
         guard open, !ignoringRate, !lines.isEmpty else { return }
         let pause = agent.stdoutBucket.take(Double(lines.count))
         if pause > .zero, let watch = agent.stdoutWatch {
@@ -65,6 +59,21 @@ extension AgentSupervisor {
                 agent.stdoutPaused = false
                 guard let watch = agent.stdoutWatch else { return }
                 self?.runtime.loop.setEvents(watch, Int16(POLLIN))
+            }
+        }
+    }
+
+    /// Queues lines read from an agent's stdout, in order. A flush that a full buffer triggers
+    /// meanwhile does not top up (`topUpOutput`): lines already read but not yet queued would
+    /// land behind newer ones.
+    func queueLines(_ lines: [LineSplitter.Line], of agent: AgentProcess) {
+        queueingLines = true
+        defer { queueingLines = false }
+        for line in lines {
+            queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .line,
+                                 line: line.text, truncated: line.truncated))
+            if line.truncated {
+                log.warning("agent output line truncated at \(agent.profile.maxLineBytes) bytes", agent.logFields)
             }
         }
     }
@@ -194,16 +203,24 @@ extension AgentSupervisor {
 
     /// Reads what agents wrote while this flush waited for the write lock, so it commits with
     /// this batch instead of in the next transaction: one poll(2) over the pipes that are not
-    /// paused by their rate, then a read of the ready ones only.
+    /// paused by their rate, then a read of the ready ones only. Only for small batches, at most
+    /// one pipe's worth per agent and `topUpBytes` in all: it catches the few lines of a short
+    /// wait; a flood is read by the event loop as usual, within the usual bounds.
+    static let topUpBelowRows = 1024
+    static let topUpBytes = 256 * 1024
+
     func topUpOutput() {
+        guard !queueingLines, pendingOutput.count < Self.topUpBelowRows else { return }
         let candidates = agents.values.filter { $0.stdoutWatch != nil && !$0.stdoutPaused && $0.child.stdoutFD != nil }
         guard !candidates.isEmpty else { return }
         var fds = candidates.map { pollfd(fd: $0.child.stdoutFD ?? -1, events: Int16(POLLIN), revents: 0) }
         guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
         toppingUp = true
         defer { toppingUp = false }
+        let stopAt = pendingOutputBytes + Self.topUpBytes
         for (agent, polled) in zip(candidates, fds) where polled.revents & Int16(POLLIN | POLLHUP) != 0 {
-            readStdout(agent)
+            guard pendingOutputBytes < stopAt else { break }
+            readStdout(agent, byteLimit: 64 * 1024)
         }
     }
 
@@ -227,10 +244,7 @@ extension AgentSupervisor {
         readStderr(agent)
         var lines: [LineSplitter.Line] = []
         agent.stdoutSplitter.finish(into: &lines)
-        for line in lines {
-            queue(AgentOutputRow(agentID: agent.id, taskID: agent.taskID, attempt: agent.attempt, kind: .line,
-                                 line: line.text, truncated: line.truncated))
-        }
+        queueLines(lines, of: agent)
         // The agent's helpers must not outlive it: kill its group while the zombie still holds
         // the group id (so the number cannot have been reused), and adopted escapees.
         kill(-agent.child.pid, SIGKILL)

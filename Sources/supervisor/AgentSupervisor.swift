@@ -17,6 +17,8 @@ final class AgentSupervisor {
     var flushDue: MonotonicInstant?
     /// A flush holds the write lock and is reading late output into its batch: queue, do not flush.
     var toppingUp = false
+    /// Lines read from a pipe are being queued (a flush now must not read any pipe again).
+    var queueingLines = false
     var shuttingDown = false
     var chunk = [UInt8](repeating: 0, count: 65_536)
     /// Pids the component supervisor owns: the orphan sweep must never reap them.

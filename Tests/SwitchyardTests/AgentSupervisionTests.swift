@@ -163,6 +163,11 @@ final class AgentSupervisionTests: XCTestCase {
         XCTAssertEqual(try db.scalarInt("SELECT count(*) FROM agent_output WHERE agent_id = ?1 AND kind = 'line'", id), 1_000_000)
         XCTAssertEqual(try db.scalarInt("SELECT sum(CAST(line AS INTEGER)) FROM agent_output WHERE agent_id = ?1 AND kind = 'line'", id),
                        500_000_500_000, "every line, each once")
+        XCTAssertEqual(try db.scalarInt("""
+            SELECT count(*) FROM (SELECT CAST(line AS INTEGER) AS n, lag(CAST(line AS INTEGER)) OVER (ORDER BY id) AS previous
+                                  FROM agent_output WHERE agent_id = ?1 AND kind = 'line')
+            WHERE previous IS NOT NULL AND n != previous + 1
+            """, id), 0, "in the order the agent wrote them")
         let last = try db.scalarString("SELECT kind FROM agent_output WHERE agent_id = ?1 ORDER BY id DESC LIMIT 1", id)
         XCTAssertEqual(last, "exit", "the exit record comes after every line")
         let peak = peakRSSKiB(supervisor.pid)
