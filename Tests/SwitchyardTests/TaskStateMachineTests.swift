@@ -241,6 +241,56 @@ final class TaskStateMachineTests: XCTestCase {
 }
 
 final class DispatchPlannerTests: XCTestCase {
+    private func plannerWithOpenQueue(_ sandbox: Sandbox) throws -> (Database, DispatchPlanner) {
+        let db = try makeDatabase(sandbox)
+        try ControlStore(db: db).update(paused: false, maintenanceMode: false, autoDispatch: true, by: "test", reason: "test", action: "resume")
+        let profile = AgentProfile(name: "rpc", argv: ["/bin/true"], mode: .rpc, maxInstances: 4)
+        return (db, DispatchPlanner(db: db, policy: DispatchPolicy(), catalog: ProfileCatalog(profiles: [profile], source: "test")))
+    }
+
+    func testClaim_checksThePlanAgainstWhatChangedSinceTheSnapshot() throws {
+        let sandbox = Sandbox()
+        let (db, planner) = try plannerWithOpenQueue(sandbox)
+        let store = TaskStore(db: db)
+        let planned = try store.submit(IntakeRequest(prompt: "x", lane: "a")).task.id
+        let plan = try planner.planClaims()
+        XCTAssertEqual(plan.candidates.map(\.task.id), [planned])
+        // Between the snapshot and the write lock, another claimer takes lane a (limit 1).
+        let other = try store.submit(IntakeRequest(prompt: "y", lane: "a", priority: 9)).task.id
+        XCTAssertTrue(try store.apply(.claim(profile: "rpc"), to: other, attempt: 0, source: "other scheduler").didApply)
+        XCTAssertTrue(try planner.claim(plan, source: "test").claimed.isEmpty, "lane a is busy now: the plan must not overfill it")
+        XCTAssertEqual(try store.task(id: planned)?.status, .queued)
+
+        // A pause between the plan and the claim stops it, and the report says so.
+        try store.apply(.dispatch(agentID: 1), to: other, attempt: 1, source: "test")
+        try store.apply(.succeed(TaskResult(summary: "ok")), to: other, attempt: 1, source: "test")
+        let second = try planner.planClaims()
+        XCTAssertEqual(second.candidates.map(\.task.id), [planned])
+        try ControlStore(db: db).update(paused: true, by: "operator", reason: "maintenance window", action: "pause")
+        let report = try planner.claim(second, source: "test")
+        XCTAssertTrue(report.claimed.isEmpty)
+        XCTAssertEqual(report.assessment?.globalBlockers, [.queuePaused])
+        XCTAssertEqual(try store.task(id: planned)?.status, .queued)
+    }
+
+    func testClaim_aTaskCanceledSinceThePlan_isNotClaimedNorParked() throws {
+        let sandbox = Sandbox()
+        let (db, planner) = try plannerWithOpenQueue(sandbox)
+        let store = TaskStore(db: db)
+        let canceled = try store.submit(IntakeRequest(prompt: "x", lane: "a")).task.id
+        let unservable = try store.submit(IntakeRequest(prompt: "y", lane: "b", capabilities: ["gpu"])).task.id
+        let plan = try planner.planClaims()
+        XCTAssertEqual(plan.candidates.map(\.task.id), [canceled])
+        XCTAssertEqual(plan.assessment.held.map(\.task.id), [unservable])
+        _ = try store.requestCancel(id: canceled, reason: "operator", source: "test")
+        _ = try store.requestCancel(id: unservable, reason: "operator", source: "test")
+        XCTAssertTrue(try planner.claim(plan, source: "test").claimed.isEmpty)
+        XCTAssertEqual(try store.task(id: canceled)?.status, .canceled)
+        XCTAssertFalse(try store.events(task: unservable).contains { $0.kind == "parked" },
+                       "a task that left the queue since the plan is not parked")
+        XCTAssertNil(try store.task(id: unservable)?.blockedReason)
+    }
+
     func testClaimReady_aBusyLaneAtTheHeadOfTheQueue_doesNotHideWorkBehindIt() throws {
         let sandbox = Sandbox()
         let db = try makeDatabase(sandbox)

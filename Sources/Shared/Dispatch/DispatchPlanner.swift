@@ -115,35 +115,71 @@ public struct DispatchPlanner {
         var claimable: [DispatchCandidate]
     }
 
-    private func assessInTransaction(now: Microseconds, operatorMode: Bool, limit: Int, stopAtFirst: Bool) throws -> Working {
+    /// What limits dispatch at one moment: the switches, what is active where, the limits and
+    /// the day's spend. Claims counted with `take` as they are made.
+    private struct Occupancy {
+        var flags: ControlFlags
+        var globalBlockers: [DispatchBlocker]
+        var activeByLane: [String: Int] = [:]
+        var activeByProfile: [String: Int] = [:]
+        var active = 0
+        var laneLimits: [String: Int]
+        var spent: Double
+
+        mutating func take(lane: String, profile: String) {
+            activeByLane[lane, default: 0] += 1
+            activeByProfile[profile, default: 0] += 1
+            active += 1
+        }
+    }
+
+    private func occupancy(now: Microseconds, operatorMode: Bool) throws -> Occupancy {
         let flags = try ControlStore(db: db).flags()
         var global: [DispatchBlocker] = []
         if flags.paused { global.append(.queuePaused) }
         if flags.maintenanceMode { global.append(.maintenanceMode) }
         if !flags.autoDispatch && !operatorMode { global.append(.autoDispatchOff) }
-
-        var activeByLane: [String: Int] = [:]
-        var activeByProfile: [String: Int] = [:]
-        var active = 0
+        let laneLimits = Dictionary(try db.query("SELECT lane, max_active FROM lane_limits", map: { ($0.string(0), $0.int(1)) }),
+                                    uniquingKeysWith: { $1 })
+        var occupancy = Occupancy(flags: flags, globalBlockers: [], laneLimits: laneLimits, spent: try spentToday(now: now))
         // Counted here rather than with GROUP BY: at most max_active rows, and no sorter to build.
         for (lane, profile) in try db.query("""
             SELECT lane, coalesce(profile, '') FROM tasks WHERE status IN (\(TaskStatus.activeSQLList))
             """, map: { ($0.string(0), $0.string(1)) }) {
-            activeByLane[lane, default: 0] += 1
-            activeByProfile[profile, default: 0] += 1
-            active += 1
+            occupancy.take(lane: lane, profile: profile)
         }
         // A oneshot agent may still be exiting after its task finished: its slot is not free yet.
-        for (profile, live) in try db.query("""
-            SELECT profile, count(*) FROM agents WHERE mode = 'oneshot' AND state IN ('starting', 'idle', 'busy', 'stopping') GROUP BY profile
-            """, map: { ($0.string(0), $0.int(1)) }) {
-            activeByProfile[profile] = max(activeByProfile[profile, default: 0], live)
+        if catalog.profiles.contains(where: { $0.mode == .oneshot }) {
+            for (profile, live) in try db.query("""
+                SELECT profile, count(*) FROM agents WHERE mode = 'oneshot' AND state IN ('starting', 'idle', 'busy', 'stopping') GROUP BY profile
+                """, map: { ($0.string(0), $0.int(1)) }) {
+                occupancy.activeByProfile[profile] = max(occupancy.activeByProfile[profile, default: 0], live)
+            }
         }
-        if active >= policy.maxActive { global.append(.globalConcurrencyLimit) }
-        let spent = try spentToday(now: now)
-        if let budget = policy.dailyBudgetUSD, spent >= budget { global.append(.dailyBudgetReached) }
-        let laneLimits = Dictionary(try db.query("SELECT lane, max_active FROM lane_limits", map: { ($0.string(0), $0.int(1)) }),
-                                    uniquingKeysWith: { $1 })
+        if occupancy.active >= policy.maxActive { global.append(.globalConcurrencyLimit) }
+        if let budget = policy.dailyBudgetUSD, occupancy.spent >= budget { global.append(.dailyBudgetReached) }
+        occupancy.globalBlockers = global
+        return occupancy
+    }
+
+    /// Why `task` cannot be claimed now for `pick` (its best profile, if any); empty: it can.
+    private func blockers(for task: TaskRecord, pick: (AgentProfile, Double)?, in occupancy: Occupancy) -> [DispatchBlocker] {
+        var blockers: [DispatchBlocker] = []
+        if let budget = task.budgetUSD, task.costUSD >= budget { blockers.append(.taskBudgetReached) }
+        if pick == nil { blockers.append(.noMatchingProfile) }
+        if occupancy.activeByLane[task.lane, default: 0] >= occupancy.laneLimits[task.lane] ?? policy.defaultLaneLimit {
+            blockers.append(.laneBusy)
+        }
+        if let (profile, _) = pick, occupancy.activeByProfile[profile.name, default: 0] >= Self.claimCapacity(profile) {
+            blockers.append(.profileAtCapacity)
+        }
+        if occupancy.active >= policy.maxActive { blockers.append(.globalConcurrencyLimit) }
+        return blockers
+    }
+
+    private func assessInTransaction(now: Microseconds, operatorMode: Bool, limit: Int, stopAtFirst: Bool) throws -> Working {
+        var occupancy = try occupancy(now: now, operatorMode: operatorMode)
+        let active = occupancy.active
 
         // INDEXED BY: the walk must follow tasks_ready (stops after `limit`); without statistics
         // the planner may prefer sorting every queued row (https://www.sqlite.org/lang_indexedby.html).
@@ -159,10 +195,14 @@ public struct DispatchPlanner {
             // Claiming: only as many candidates as free slots could take, with some room for held
             // ones, and none from lanes already at their limit (skipped by SQLite without being
             // decoded, so a busy lane at the head of the queue cannot hide the work behind it).
-            let profileRoom = catalog.profiles.reduce(0) { $0 + max(0, Self.claimCapacity($1) - activeByProfile[$1.name, default: 0]) }
+            let profileRoom = catalog.profiles.reduce(0) {
+                $0 + max(0, Self.claimCapacity($1) - occupancy.activeByProfile[$1.name, default: 0])
+            }
             let free = max(0, min(policy.maxActive - active, profileRoom))
             var busyLanes: [JSON] = []
-            for (lane, count) in activeByLane where count >= laneLimits[lane] ?? policy.defaultLaneLimit { busyLanes.append(.string(lane)) }
+            for (lane, count) in occupancy.activeByLane where count >= occupancy.laneLimits[lane] ?? policy.defaultLaneLimit {
+                busyLanes.append(.string(lane))
+            }
             queued = try db.query("""
                 SELECT \(TaskRecord.columns) FROM tasks INDEXED BY tasks_ready WHERE status = 'queued' AND not_before <= ?1
                     AND lane NOT IN (SELECT value FROM json_each(?3))
@@ -176,17 +216,9 @@ public struct DispatchPlanner {
         var held: [(task: TaskRecord, blockers: [DispatchBlocker])] = []
         var claimable: [DispatchCandidate] = []
         var first: DispatchCandidate?
-        var remaining = policy.maxActive - active
         for task in queued {
-            var blockers: [DispatchBlocker] = []
-            if let budget = task.budgetUSD, task.costUSD >= budget { blockers.append(.taskBudgetReached) }
-            let pick = bestProfile(for: task, activeByProfile: activeByProfile)
-            if pick == nil { blockers.append(.noMatchingProfile) }
-            if activeByLane[task.lane, default: 0] >= laneLimits[task.lane] ?? policy.defaultLaneLimit { blockers.append(.laneBusy) }
-            if let (profile, _) = pick, activeByProfile[profile.name, default: 0] >= Self.claimCapacity(profile) {
-                blockers.append(.profileAtCapacity)
-            }
-            if remaining <= 0 { blockers.append(.globalConcurrencyLimit) }
+            let pick = bestProfile(for: task, activeByProfile: occupancy.activeByProfile)
+            let blockers = blockers(for: task, pick: pick, in: occupancy)
             guard blockers.isEmpty, let (profile, score) = pick else {
                 held.append((task, blockers))
                 continue
@@ -196,12 +228,11 @@ public struct DispatchPlanner {
             if stopAtFirst { break }
             claimable.append(candidate)
             // Count the claim as if made, so later candidates see the lane and profile taken.
-            activeByLane[task.lane, default: 0] += 1
-            activeByProfile[profile.name, default: 0] += 1
-            remaining -= 1
+            occupancy.take(lane: task.lane, profile: profile.name)
         }
-        let assessment = DispatchAssessment(flags: flags, globalBlockers: global, candidate: first, held: held,
-                                            activeCount: active, spentTodayUSD: spent, nextNotBefore: nextNotBefore)
+        let assessment = DispatchAssessment(flags: occupancy.flags, globalBlockers: occupancy.globalBlockers, candidate: first,
+                                            held: held, activeCount: active, spentTodayUSD: occupancy.spent,
+                                            nextNotBefore: nextNotBefore)
         return Working(assessment: assessment, claimable: claimable)
     }
 
@@ -217,21 +248,51 @@ public struct DispatchPlanner {
         public var assessment: DispatchAssessment?
     }
 
+    /// What automatic mode would claim, planned on a read snapshot (see `claimReady`).
+    public struct ClaimPlan: Sendable {
+        public let assessment: DispatchAssessment
+        public let candidates: [DispatchCandidate]
+    }
+
     /// Automatic mode: claims every task that may run now, parks what no profile can serve,
-    /// and asks the supervisor for rpc agents where none is idle (autospawn). One transaction.
+    /// and asks the supervisor for rpc agents where none is idle (autospawn). One write
+    /// transaction, after a plan made outside it (`planClaims`, then `claim`).
     public func claimReady(now: Microseconds = WallClock.now(), source: String, limit: Int = 200) throws -> ClaimReport {
-        try db.write {
-            let working = try assessInTransaction(now: now, operatorMode: false, limit: limit, stopAtFirst: false)
-            var report = ClaimReport(assessment: working.assessment)
-            guard working.assessment.globalBlockers.isEmpty else { return report }
+        try claim(try planClaims(now: now, limit: limit), now: now, source: source)
+    }
+
+    /// The walk of the queue, the expensive part of a sweep, on a read snapshot: outside the
+    /// write lock, so the other components are not held up by it.
+    public func planClaims(now: Microseconds = WallClock.now(), limit: Int = 200) throws -> ClaimPlan {
+        let working = try db.read { try assessInTransaction(now: now, operatorMode: false, limit: limit, stopAtFirst: false) }
+        return ClaimPlan(assessment: working.assessment, candidates: working.claimable)
+    }
+
+    /// Claims what `plan` found, under the write lock. What may have changed since the snapshot
+    /// is read again (the switches, what is active where, the limits, the spend) and every
+    /// candidate is checked once more against it; a candidate that itself moved meanwhile is
+    /// refused by the fenced claim. Tasks queued after the snapshot wait for the next sweep.
+    public func claim(_ plan: ClaimPlan, now: Microseconds = WallClock.now(), source: String) throws -> ClaimReport {
+        var report = ClaimReport(assessment: plan.assessment)
+        guard plan.assessment.globalBlockers.isEmpty else { return report }
+        return try db.write {
+            var current = try occupancy(now: now, operatorMode: false)
+            guard current.globalBlockers.isEmpty else {
+                report.assessment?.globalBlockers = current.globalBlockers
+                report.assessment?.flags = current.flags
+                return report
+            }
             let tasks = TaskStore(db: db)
-            for candidate in working.claimable {
+            for candidate in plan.candidates {
+                guard let profile = catalog[candidate.profile],
+                      blockers(for: candidate.task, pick: (profile, candidate.score), in: current).isEmpty else { continue }
                 if try tasks.apply(.claim(profile: candidate.profile), to: candidate.task.id, attempt: candidate.task.attempt,
                                    source: source, at: now, known: candidate.task.knownState).didApply {
                     report.claimed.append(candidate)
+                    current.take(lane: candidate.task.lane, profile: candidate.profile)
                 }
             }
-            try recordHeld(working.assessment.held, now: now, source: source)
+            try recordHeld(plan.assessment.held, now: now, source: source)
             report.spawnedAgents = try autospawn(now: now, source: source)
             return report
         }
@@ -255,8 +316,10 @@ public struct DispatchPlanner {
             // Only reasons that belong to the task itself; lane and concurrency come and go.
             let own = blockers.filter { $0 == .noMatchingProfile || $0 == .taskBudgetReached }.map(\.rawValue).joined(separator: ",")
             let reason: String? = own.isEmpty ? nil : own
-            guard reason != task.blockedReason else { continue }
-            try db.run("UPDATE tasks SET blocked_reason = ?2 WHERE id = ?1 AND status = 'queued'", task.id, reason)
+            guard reason != task.blockedReason,
+                  try db.run("UPDATE tasks SET blocked_reason = ?2 WHERE id = ?1 AND attempt = ?3 AND status = 'queued'",
+                             task.id, reason, task.attempt) == 1
+            else { continue }  // unchanged, or no longer queued since the plan was made
             if let reason {
                 try TaskStore(db: db).appendEvent(task: task.id, attempt: task.attempt, kind: "parked", source: source, at: now,
                                                   payload: ["reason": .string(reason)])
