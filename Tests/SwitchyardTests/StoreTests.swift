@@ -28,6 +28,16 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(profile.allSatisfy { $0.nanoseconds > 0 })
     }
 
+    func testPagesWritten_countsWhatCommitsWrote() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        let before = db.pagesWritten
+        _ = try db.scalarInt("SELECT count(*) FROM tasks")
+        XCTAssertEqual(db.pagesWritten, before, "a read writes nothing")
+        try db.write { try db.run("UPDATE control SET reason = ?1 WHERE id = 1", "counted") }
+        XCTAssertGreaterThan(db.pagesWritten, before)
+    }
+
     func testMigrate_fromEmpty_reachesLatestAndIsIdempotent() throws {
         let sandbox = Sandbox()
         try FileManager.default.createDirectory(atPath: sandbox.path + "/state", withIntermediateDirectories: true)

@@ -169,7 +169,7 @@ public final class DaemonRuntime {
 
         notifier.stopping(status: "stopped")
         try? ComponentStore(db: db).update(name: component, incarnation: incarnation, state: "stopped", statusText: "stopped")
-        log.notice("stopped", db.writeStatistics.fields)
+        log.notice("stopped", db.writeStatistics.fields + ["DB_PAGES_WRITTEN": String(db.pagesWritten)])
         for entry in db.statementProfile.prefix(25) {
             log.notice("sql profile", ["SQL_CALLS": String(entry.calls), "SQL_TOTAL_US": String(entry.nanoseconds / 1_000),
                                        "SQL_MEAN_US": String(entry.nanoseconds / 1_000 / UInt64(entry.calls)),

@@ -227,6 +227,15 @@ public final class Database {
         try queryOne(sql, arguments: arguments) { $0.optionalString(0) } ?? nil
     }
 
+    /// Pages this connection has written to the WAL since it opened
+    /// (SQLITE_DBSTATUS_CACHE_WRITE, https://www.sqlite.org/c3ref/c_dbstatus_options.html).
+    public var pagesWritten: Int {
+        var current: Int32 = 0
+        var highwater: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0)
+        return Int(current)
+    }
+
     /// With `profileStatements`: each cached statement's calls and total time (binding, stepping
     /// and the caller's row mapping), the most expensive first.
     public var statementProfile: [(sql: String, calls: Int, nanoseconds: UInt64)] {
