@@ -3,6 +3,8 @@
 // No Swift package dependencies: Foundation, Dispatch, XCTest, and two system C libraries.
 import PackageDescription
 
+let releaseOptimization: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "Switchyard",
     products: [
@@ -20,12 +22,20 @@ let package = Package(
                        providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
-        .target(name: "Shared", dependencies: ["CSQLite", "CSystemd", "CLinux"], path: "Sources/Shared"),
+        // Cross-module optimization: the daemons' hot paths call Shared's generic store functions
+        // (query, write, apply); without it they run unspecialized across the module boundary
+        // (measured: about 12 % of the poller's time under the write lock).
+        .target(name: "Shared", dependencies: ["CSQLite", "CSystemd", "CLinux"], path: "Sources/Shared",
+                swiftSettings: releaseOptimization),
 
-        .executableTarget(name: "switchyard-gate", dependencies: ["Shared"], path: "Sources/gate"),
-        .executableTarget(name: "switchyard-scheduler", dependencies: ["Shared"], path: "Sources/scheduler"),
-        .executableTarget(name: "switchyard-poller", dependencies: ["Shared"], path: "Sources/poller"),
-        .executableTarget(name: "switchyard-supervisor", dependencies: ["Shared"], path: "Sources/supervisor"),
+        .executableTarget(name: "switchyard-gate", dependencies: ["Shared"], path: "Sources/gate",
+                          swiftSettings: releaseOptimization),
+        .executableTarget(name: "switchyard-scheduler", dependencies: ["Shared"], path: "Sources/scheduler",
+                          swiftSettings: releaseOptimization),
+        .executableTarget(name: "switchyard-poller", dependencies: ["Shared"], path: "Sources/poller",
+                          swiftSettings: releaseOptimization),
+        .executableTarget(name: "switchyard-supervisor", dependencies: ["Shared"], path: "Sources/supervisor",
+                          swiftSettings: releaseOptimization),
         // The embedded default's agent and the tests' workhorse: Switchyard JSONL, rpc and oneshot.
         .executableTarget(name: "switchyard-demo-agent", dependencies: ["Shared"], path: "Sources/demo-agent"),
         // Benchmarks: `swift run -c release switchyard-bench` prints figures for every target.

@@ -143,7 +143,8 @@ func benchDispatchLatency(_ report: Report, rounds: Int) throws {
 func benchThroughput(_ report: Report, tasks count: Int, profile: String, rpcAgents: Int = 8, label: String, target: String) throws {
     print("throughput through \(label), \(count) tasks")
     let stack = try BenchStack(name: "throughput", profiles: rpcProfile, rpcAgents: rpcAgents, environment: [
-        "SWITCHYARD_LANE_LIMIT": "1000", "SWITCHYARD_MAX_ACTIVE": "64",
+        // Room for every agent's task and one claimed ahead for each (DispatchPlanner.claimCapacity).
+        "SWITCHYARD_LANE_LIMIT": "1000", "SWITCHYARD_MAX_ACTIVE": String(max(64, 2 * rpcAgents)),
         "SWITCHYARD_SYNCHRONOUS": ProcessInfo.processInfo.environment["BENCH_SYNCHRONOUS"] ?? "FULL"])
     try stack.start(expectReady: 4)
     let tasks = TaskStore(db: stack.db)

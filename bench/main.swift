@@ -29,8 +29,8 @@ do {
     if wants("ingest") { try benchIngest(report, agents: 50, linesEach: quick ? 4000 : 20000) }
     if wants("latency") { try benchDispatchLatency(report, rounds: quick ? 50 : 300) }
     if wants("throughput") || wants("throughput-rpc") {
-        // BENCH_RPC_AGENTS=N measures one agent count; by default 8 and 32.
-        let counts = ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"].flatMap { Int($0) }.map { [$0] } ?? [8, 32]
+        // BENCH_RPC_AGENTS=N measures one agent count; by default 8, 32 and 64.
+        let counts = ProcessInfo.processInfo.environment["BENCH_RPC_AGENTS"].flatMap { Int($0) }.map { [$0] } ?? [8, 32, 64]
         for agents in counts {
             try benchThroughput(report, tasks: quick ? 1000 : 5000, profile: "rpc", rpcAgents: agents,
                                 label: "\(agents) warm no-op rpc agents", target: ">= 2000 tasks/s")
