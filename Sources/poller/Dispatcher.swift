@@ -82,10 +82,8 @@ final class Dispatcher {
             func takeAgent(_ profile: String, for task: ClaimedTask) throws -> Int64? {
                 while let agent = reusable[profile]?.first {
                     reusable[profile]?.removeFirst()
-                    if try db.run("""
-                        UPDATE agents SET task_id = ?4, task_attempt = ?5, heartbeat_at = ?6
-                        WHERE id = ?1 AND state = 'busy' AND task_id = ?2 AND task_attempt = ?3
-                        """, agent.id, agent.taskID, agent.attempt, task.id, task.attempt, WallClock.now()) == 1 {
+                    if try agents.handOver(agentID: agent.id, from: agent.taskID, attempt: agent.attempt,
+                                           to: task.id, attempt: task.attempt) {
                         return agent.id
                     }
                 }
@@ -134,14 +132,11 @@ final class Dispatcher {
                 }
             }
             // Finished agents with no next task are idle now.
-            for agent in reusable.values.joined() {
-                released += try db.run("""
-                    UPDATE agents SET state = 'idle', task_id = NULL, task_attempt = NULL WHERE id = ?1 AND state = 'busy'
-                        AND task_id = ?2 AND task_attempt = ?3
-                    """, agent.id, agent.taskID, agent.attempt)
+            for agent in reusable.values.joined() where try agents.release(agentID: agent.id, from: agent.taskID, attempt: agent.attempt) {
+                released += 1
             }
             // Claimed tasks left for agents that are busy or still starting.
-            waiting = (try db.scalarInt("SELECT count(*) FROM tasks WHERE status = 'claimed'") ?? 0) > 0
+            waiting = try tasks.count(in: [.claimed]) > 0
         }
         hasWaitingClaims = waiting
         if !dispatched.isEmpty {

@@ -97,6 +97,11 @@ final class OutputObserver {
         let row: AgentOutputRow
         let event: AgentEvent?
         let reference: (taskID: Int64, attempt: Int)?
+
+        /// The attempt the row speaks of: what the line says (Switchyard JSONL, zot ids), else
+        /// the attempt the agent was running when it wrote it.
+        var taskID: Int64? { reference?.taskID ?? row.taskID }
+        var attempt: Int? { reference?.attempt ?? row.attempt }
     }
 
     /// Reads and parses the next batch of output, outside any write transaction: output rows are
@@ -170,9 +175,7 @@ final class OutputObserver {
             let row = parsed.row
             switch row.kind {
             case .line:
-                guard case .outcome = parsed.event,
-                      let task = parsed.reference?.taskID ?? row.taskID, let attempt = parsed.reference?.attempt ?? row.attempt
-                else { continue }
+                guard case .outcome = parsed.event, let task = parsed.taskID, let attempt = parsed.attempt else { continue }
                 ending.insert(key(task, attempt))
             case .exit, .spawnFailed, .lost:
                 if let task = row.taskID, let attempt = row.attempt { ending.insert(key(task, attempt)) }
@@ -200,9 +203,8 @@ final class OutputObserver {
                         log: inout [(LogLevel, String, Logger.Fields)]) throws {
         let tasks = TaskStore(db: runtime.db, retryPolicy: runtime.configuration.retryPolicy)
         let row = parsedRow.row
-        // Lines that name their task (Switchyard JSONL, zot ids) are attributed by what they say.
-        let taskID = parsedRow.reference?.taskID ?? row.taskID
-        let attempt = parsedRow.reference?.attempt ?? row.attempt
+        let taskID = parsedRow.taskID
+        let attempt = parsedRow.attempt
         let parsed = parsedRow.event
         guard let taskID, let attempt, let task = try taskView(taskID) else { return }
         func note(_ level: LogLevel, _ message: @autoclosure () -> String) {

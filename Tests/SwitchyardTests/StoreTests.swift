@@ -28,6 +28,21 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(profile.allSatisfy { $0.nanoseconds > 0 })
     }
 
+    func testAgentHandOverAndRelease_areFencedOnTheTaskTheAgentHad() throws {
+        let sandbox = Sandbox()
+        let db = try makeDatabase(sandbox)
+        let agents = AgentStore(db: db)
+        let id = try agents.createAgent(profile: AgentProfile(name: "rpc", argv: ["/bin/true"], mode: .rpc))
+        try agents.setState(agentID: id, .busy, taskID: 1, attempt: 1)
+        XCTAssertFalse(try agents.handOver(agentID: id, from: 1, attempt: 2, to: 5, attempt: 1), "another attempt: refused")
+        XCTAssertTrue(try agents.handOver(agentID: id, from: 1, attempt: 1, to: 5, attempt: 1))
+        XCTAssertFalse(try agents.release(agentID: id, from: 1, attempt: 1), "the agent has moved on to task 5")
+        XCTAssertTrue(try agents.release(agentID: id, from: 5, attempt: 1))
+        XCTAssertEqual(try db.scalarString("SELECT state FROM agents WHERE id = ?1", id), "idle")
+        XCTAssertNil(try db.scalarInt("SELECT task_id FROM agents WHERE id = ?1", id))
+        XCTAssertFalse(try agents.handOver(agentID: id, from: 5, attempt: 1, to: 6, attempt: 1), "an idle agent is not handed over")
+    }
+
     func testPagesWritten_countsWhatCommitsWrote() throws {
         let sandbox = Sandbox()
         let db = try makeDatabase(sandbox)

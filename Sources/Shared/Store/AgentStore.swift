@@ -132,6 +132,25 @@ public struct AgentStore {
                    agentID, state.rawValue, taskID, attempt, now)
     }
 
+    /// Moves a busy rpc agent from the task it finished to its next one, fenced on the task it
+    /// had. False when the agent is no longer busy with that task (nothing changed).
+    public func handOver(agentID: Int64, from task: Int64, attempt: Int, to nextTask: Int64, attempt nextAttempt: Int,
+                         at now: Microseconds = WallClock.now()) throws -> Bool {
+        try db.run("""
+            UPDATE agents SET task_id = ?4, task_attempt = ?5, heartbeat_at = ?6
+            WHERE id = ?1 AND state = 'busy' AND task_id = ?2 AND task_attempt = ?3
+            """, agentID, task, attempt, nextTask, nextAttempt, now) == 1
+    }
+
+    /// Marks a busy agent idle once the task it had is over, fenced on that task. False when the
+    /// agent is no longer busy with it.
+    public func release(agentID: Int64, from task: Int64, attempt: Int) throws -> Bool {
+        try db.run("""
+            UPDATE agents SET state = 'idle', task_id = NULL, task_attempt = NULL
+            WHERE id = ?1 AND state = 'busy' AND task_id = ?2 AND task_attempt = ?3
+            """, agentID, task, attempt) == 1
+    }
+
     public func recordEnd(agentID: Int64, state: AgentRecord.State, status: ExitStatus?, usage: ResourceUsage?,
                           stderrTail: String, error: String?, at now: Microseconds = WallClock.now()) throws {
         var code: Int32?

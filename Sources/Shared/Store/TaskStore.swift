@@ -193,7 +193,7 @@ public struct TaskStore {
             return fenceFailure == .returnNil ? nil : .forbidden(from: status, to: change.target)
         }
         return try write(change, task: id, from: status, attempt: attempt, maxAttempts: current.maxAttempts,
-                         source: source, now: now, foldedStart: status == .dispatched ? foldedStart : nil, fenceFailure: fenceFailure)
+                         source: source, now: now, foldedStart: foldedStart, fenceFailure: fenceFailure)
     }
 
     private func write(_ change: TaskChange, task id: Int64, from status: TaskStatus, attempt: Int, maxAttempts: Int,
@@ -202,9 +202,10 @@ public struct TaskStore {
         // cannot write over a row that moved.
         let fence = "WHERE id = ?1 AND attempt = ?2 AND status = ?3"
         var changed = 0
+        // A folded start applies to a finishing change on a task that is still dispatched.
         let finishStart: FoldedStart?
         switch change {
-        case .succeed, .fail, .requestReview: finishStart = foldedStart
+        case .succeed, .fail, .requestReview: finishStart = status == .dispatched ? foldedStart : nil
         default: finishStart = nil
         }
         // Once the UPDATE applied: the folded start's event goes before the finishing one, as if
